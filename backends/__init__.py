@@ -1,0 +1,1 @@
+"""Backend adapters: the protocol, the registry of built-in adapters, and external loading."""

@@ -1,0 +1,154 @@
+"""The adapter protocol: what a backend must provide for normspec to test it.
+
+A backend receives and returns NumPy arrays in normspec's vocabulary and its channels-first
+layout, (N, C, *spatial); everything framework-specific (names, layouts, dtypes, devices,
+layer state) is translated inside the adapter. See README.md, "Writing an adapter".
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from normspec.values import NORMS, Gradients, MomentumWeighs, VarianceEstimator
+
+
+@dataclass(frozen=True)
+class NormInputs:
+    """One call of a norm in normspec's vocabulary.
+
+    For weight_norm, `x` is v and `weight` is g (shaped like v with the reduced axes of size
+    1). For batch_norm and instance_norm, `training=False` normalizes with `running_mean` and
+    `running_var` instead of the statistics of `x`.
+    """
+
+    x: np.ndarray
+    eps: float = 0.0
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    num_groups: int | None = None
+    normalized_shape: tuple[int, ...] | None = None
+    dim: int | None = None
+    training: bool = True
+    running_mean: np.ndarray | None = None
+    running_var: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """k training steps of a layer that tracks running statistics, from given initial values.
+
+    `momentum` is read in the convention `momentum_weighs` names: "new" means
+    new = (1 - m) * old + m * batch, "old" means new = m * old + (1 - m) * batch; None means
+    the cumulative average over the batches seen. The adapter translates to its framework.
+    """
+
+    batches: tuple[np.ndarray, ...]
+    eps: float
+    momentum: float | None
+    momentum_weighs: MomentumWeighs
+    running_var_estimator: VarianceEstimator
+    initial_mean: np.ndarray
+    initial_var: np.ndarray
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The output of every step and the running statistics after the last one."""
+
+    outputs: tuple[np.ndarray, ...]
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    batches_seen: int
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """What a framework chose where the math leaves a choice. Data, verified by a property.
+
+    default_eps: the eps each norm uses when none is given (None where the norm is absent
+        or derives eps from the dtype).
+    momentum_weighs: "new" if momentum is the weight of the new batch statistic (PyTorch),
+        "old" if it is the weight of the old running value (Keras).
+    default_momentum: the momentum used when none is given.
+    running_var_estimators: the batch variances the running variance can be built from,
+        "unbiased" (Bessel-corrected) or "biased"; the first is the framework's default.
+    cumulative_average: whether momentum=None (the cumulative moving average) exists.
+    layout: the memory layout the framework's layers compute in ("channels_first" (N, C, ...)
+        or "channels_last" (N, ..., C)); the adapter transposes to and from it.
+    default_affine: whether the layers have a learnable weight and bias by default.
+    zero_variance_zero_eps: what a constant slice gives with eps = 0: "nan" (0/0), "zero"
+        or "error".
+    notes: anything else a reader of the conventions table should know, by topic.
+    """
+
+    default_eps: dict[str, float | None]
+    momentum_weighs: MomentumWeighs
+    default_momentum: float | None
+    running_var_estimators: tuple[VarianceEstimator, ...]
+    cumulative_average: bool
+    layout: str
+    default_affine: bool
+    zero_variance_zero_eps: str
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """An implementation of the norms, adapted to normspec's vocabulary."""
+
+    #: The name the CLI and the report use.
+    name: str
+    #: The norms this backend provides; the others are "not provided", never failures.
+    norms: frozenset[str] = frozenset(NORMS)
+    #: The dtypes the backend accepts, by NumPy name ("bfloat16" via ml_dtypes).
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    #: Norms whose running statistics can be trained with `train`.
+    trains: frozenset[str] = frozenset({"batch_norm"})
+    conventions: Conventions
+
+    def unavailable_reason(self) -> str | None:
+        """None if the backend can run here, else why not (a framework or device missing)."""
+        return None
+
+    def accumulation_dtype(self, dtype: str) -> str:
+        """The dtype the backend accumulates reductions in for inputs of `dtype`."""
+        return dtype
+
+    def version(self) -> str:
+        """The version of the framework under test."""
+        return ""
+
+    @abc.abstractmethod
+    def forward(self, norm: str, inputs: NormInputs) -> np.ndarray:
+        """y = norm(x) in the dtype of `inputs.x`."""
+
+    @abc.abstractmethod
+    def vjp(self, norm: str, inputs: NormInputs, grad_y: np.ndarray) -> Gradients:
+        """The gradients of sum(grad_y * norm(x)) for x and the affine parameters."""
+
+    @abc.abstractmethod
+    def train(self, norm: str, run: TrainingRun) -> TrainingResult:
+        """Feed `run.batches` through one layer in training mode; return its running stats."""
+
+    @abc.abstractmethod
+    def forward_with_defaults(self, norm: str, inputs: NormInputs) -> np.ndarray:
+        """`forward` with every default of the framework: its own eps (inputs.eps is ignored)
+        and its default axis for its declared layout. Verifies the declared conventions."""
+
+    @abc.abstractmethod
+    def train_with_defaults(
+        self,
+        norm: str,
+        batches: tuple[np.ndarray, ...],
+        initial_mean: np.ndarray,
+        initial_var: np.ndarray,
+    ) -> TrainingResult:
+        """`train` with the framework's default eps, momentum and running variance, from the
+        given initial running statistics and without affine parameters."""
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
