@@ -114,6 +114,10 @@ class Backend(abc.ABC):
         """None if the backend can run here, else why not (a framework or device missing)."""
         return None
 
+    def supports(self, norm: str, dtype: str) -> bool:
+        """Whether `norm` is provided for inputs of `dtype`."""
+        return norm in self.norms and dtype in self.dtypes
+
     def accumulation_dtype(self, dtype: str) -> str:
         """The dtype the backend accumulates reductions in for inputs of `dtype`."""
         return dtype

@@ -161,10 +161,7 @@ def running_statistics_update(
             f"running_var_estimator must be 'unbiased' or 'biased', got {running_var_estimator!r}"
         )
     seen = running.batches_seen + 1
-    if momentum is None:
-        a = 1.0 / seen
-    else:
-        a = momentum if momentum_weighs == "new" else 1.0 - momentum
+    a = weight_of_new_statistic(momentum, momentum_weighs, seen)
     var = batch.var
     if running_var_estimator == "unbiased":
         check_batch_statistics_count(batch.count, (batch.count,))
@@ -172,6 +169,22 @@ def running_statistics_update(
     mean = (1.0 - a) * core.as_float64(running.mean) + a * batch.mean
     var = (1.0 - a) * core.as_float64(running.var) + a * var
     return RunningStatistics(mean, var, seen)
+
+
+def weight_of_new_statistic(
+    momentum: float | None, momentum_weighs: MomentumWeighs, batches_seen: int
+) -> float:
+    """a, the weight of the new batch statistic in the update that makes `batches_seen` batches.
+
+    a = momentum if it weighs the new statistic, 1 - momentum if it weighs the old value,
+    1 / batches_seen if momentum is None (the cumulative average).
+    """
+    check_momentum(momentum)
+    if momentum_weighs not in ("new", "old"):
+        raise NormParameterError(f"momentum_weighs must be 'new' or 'old', got {momentum_weighs!r}")
+    if momentum is None:
+        return 1.0 / batches_seen
+    return momentum if momentum_weighs == "new" else 1.0 - momentum
 
 
 # --- LayerNorm (Ba, Kiros & Hinton, 2016) ----------------------------------------------------

@@ -1,0 +1,301 @@
+"""The tolerance model: error bounds derived from rounding-error analysis, never guessed.
+
+A backend computes in floating point; the oracle in exact-enough float64 from the very values
+the backend received (after any cast to float16 or bfloat16), so the rounding of the input is
+never counted as the backend's error. What remains is the error of the backend's arithmetic,
+which we bound element by element.
+
+Notation: u is the unit roundoff (half the machine epsilon) of the accumulation dtype, u_out
+that of the storage dtype the result is returned in. S is the set of n values pooled into one
+mean and variance, M = max_S |x|, sigma = sqrt(var_S + eps), x_hat the exact standardized
+value. By Higham (Accuracy and Stability of Numerical Algorithms, 2nd ed., section 4.2), any
+summation order of n terms in precision u satisfies |fl(sum a) - sum a| <= gamma_n * sum |a|
+with gamma_n = n u / (1 - n u); we use gamma = (n + 2) u, adding one rounding for the
+division by n and one for the subtraction x - mean (first order, n u << 1).
+
+Standardization with batch statistics (batch, layer, instance, group norm):
+
+    |d mean|         <= gamma * M
+    |d var|          <= gamma * (var + 2 M sqrt(var)) + (gamma M)^2
+    |d sigma| / sigma <= |d var| / (2 sigma^2) + 2 u
+    |d x_hat_i|      <= gamma * M / sigma + |x_hat_i| * (|d sigma| / sigma + 2 u)
+
+The variance bound covers the two-pass algorithm (error gamma * var + d_mean^2), Welford's
+update and shifted sums (the cross term 2 gamma M sqrt(var)). The ratio M / sigma is the
+conditioning of the input: rows with a large mean and a small spread are ill-conditioned, and
+every correct algorithm loses about u * M / sigma there. The textbook one-pass variance
+E[x^2] - E[x]^2 loses u * M^2 / var instead, the square of the conditioning, and so fails
+this bound as soon as M / sigma exceeds about 2 (n + 2) (1 + |x_hat|).
+
+The affine map y = w x_hat + b adds two roundings in u and one in u_out for the result:
+
+    |d y_i| <= |w| |d x_hat_i| + 2 u (|w x_hat_i| + |b|) + u_out |y_i|
+
+The other bounds (running statistics, RMSNorm, WeightNorm and every VJP) follow the same rules:
+each reduction of m terms contributes gamma_m times the sum of the absolute values of its
+terms, each elementwise operation one u times its result, and errors of the inputs of an
+operation propagate to first order. Each function below states its formula.
+
+Underflow: in the gradual-underflow range the error of a rounding is absolute, not relative
+(Higham, eq. 2.8: fl(x op y) = (x op y)(1 + delta) + eta, |eta| <= half the smallest
+subnormal). Every bound therefore carries `Precision.underflow`: eta of the stored result plus
+eta of a few accumulation-dtype operations. It matters for float16, whose subnormals begin
+at 6e-5.
+
+A comparison reports its error in units of its bound, error / bound: <= 1 passes, and the
+number is tracked across runs as the precision of a backend, not only pass or fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from normspec import core
+
+UNIT_ROUNDOFF: dict[str, float] = {
+    "float64": 2.0**-53,
+    "float32": 2.0**-24,
+    "float16": 2.0**-11,
+    "bfloat16": 2.0**-8,
+}
+SMALLEST_SUBNORMAL: dict[str, float] = {
+    "float64": 2.0**-1074,
+    "float32": 2.0**-149,
+    "float16": 2.0**-24,
+    "bfloat16": 2.0**-133,
+}
+LARGEST_FINITE: dict[str, float] = {
+    "float64": float(np.finfo(np.float64).max),
+    "float32": float(np.finfo(np.float32).max),
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+}
+#: How many accumulation-dtype roundings an output passes through, for the underflow term.
+_OPERATIONS_PER_OUTPUT = 8
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtype a backend stores results in and the dtype it accumulates reductions in."""
+
+    storage: str
+    accumulation: str
+
+    @property
+    def u(self) -> float:
+        """The unit roundoff of the accumulation dtype."""
+        return UNIT_ROUNDOFF[self.accumulation]
+
+    @property
+    def u_out(self) -> float:
+        """The unit roundoff of the storage dtype."""
+        return UNIT_ROUNDOFF[self.storage]
+
+    @property
+    def underflow(self) -> float:
+        """The absolute error of underflow: eta = half the smallest subnormal, once for the
+        stored result and once for each of a few accumulation-dtype operations."""
+        eta = lambda dtype: SMALLEST_SUBNORMAL[dtype] / 2
+        return eta(self.storage) + _OPERATIONS_PER_OUTPUT * eta(self.accumulation)
+
+    @property
+    def largest(self) -> float:
+        """The largest finite value of the storage dtype: beyond it a result rounds to inf."""
+        return LARGEST_FINITE[self.storage]
+
+    def gamma(self, n: int | np.ndarray) -> float | np.ndarray:
+        """gamma = (n + 2) u: the relative error of a sum of n terms, divided by n and used in
+        one subtraction."""
+        return (np.asarray(n) + 2) * self.u
+
+
+@dataclass(frozen=True)
+class Standardized:
+    """The exact standardized values and the bounds on their computed error."""
+
+    x_hat: np.ndarray
+    inv_sigma: np.ndarray
+    x_hat_error: np.ndarray  # |d x_hat_i|, elementwise
+    sigma_rel_error: np.ndarray  # |d sigma| / sigma, broadcastable
+
+
+def standardized(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision) -> Standardized:
+    """x_hat = (x - mean_S) / sqrt(var_S + eps) and its error bound, batch statistics."""
+    n = int(np.prod([x.shape[a] for a in axes]))
+    mean, var = core.moments(x, axes)
+    sigma = np.sqrt(var + eps)
+    m = np.max(np.abs(x), axis=axes, keepdims=True)
+    gamma = p.gamma(n)
+    var_error = gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2
+    sigma_rel = var_error / (2 * sigma**2) + 2 * p.u
+    x_hat = (x - mean) / sigma
+    x_hat_error = gamma * m / sigma + np.abs(x_hat) * (sigma_rel + 2 * p.u)
+    return Standardized(x_hat, 1 / sigma, x_hat_error, sigma_rel)
+
+
+def fixed_statistics(
+    x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float, p: Precision
+) -> Standardized:
+    """x_hat = (x - mean) / sqrt(var + eps) with given (running) statistics: no reduction.
+
+    |d x_hat_i| <= 2 u (|x_i| + |mean|) / sigma + 3 u |x_hat_i|,  |d sigma| / sigma <= 2 u
+    """
+    sigma = np.sqrt(var + eps)
+    x_hat = (x - mean) / sigma
+    error = 2 * p.u * (np.abs(x) + np.abs(mean)) / sigma + 3 * p.u * np.abs(x_hat)
+    return Standardized(x_hat, 1 / sigma, error, np.full_like(sigma, 2 * p.u))
+
+
+def affine_bound(
+    s: Standardized, weight: np.ndarray | None, bias: np.ndarray | None, p: Precision
+) -> np.ndarray:
+    """|d y_i| <= |w| |d x_hat_i| + 2 u (|w x_hat_i| + |b|) + u_out |y_i|, w and b broadcast."""
+    w = 1.0 if weight is None else np.abs(weight)
+    b = 0.0 if bias is None else np.abs(bias)
+    y = np.abs(w * s.x_hat) + b
+    return w * s.x_hat_error + 2 * p.u * y + p.u_out * y
+
+
+def standardized_vjp_bound(
+    s: Standardized, g: np.ndarray, grad_x: np.ndarray, axes: tuple[int, ...] | None, p: Precision
+) -> np.ndarray:
+    """The bound of dx = (1/sigma)(g - mean_S g - x_hat mean_S(g x_hat)), g = w * grad_y.
+
+    With m1 = mean_S g, m2 = mean_S(g x_hat):
+        B_i = (1/sigma) [gamma mean|g| + |d x_hat_i| |m2| + |x_hat_i| (gamma mean|g x_hat|
+              + mean(|g| |d x_hat|)) + 4 u (|g_i| + |m1| + |x_hat_i m2|)]
+              + |dx_i| |d sigma| / sigma + u_out |dx_i|
+    With fixed statistics (axes None) dx = g / sigma and only the last two terms and 4 u |g_i|
+    remain.
+    """
+    if axes is None:
+        return s.inv_sigma * 4 * p.u * np.abs(g) + np.abs(grad_x) * (s.sigma_rel_error + p.u_out)
+    n = int(np.prod([g.shape[a] for a in axes]))
+    gamma = p.gamma(n)
+    mean = lambda a: np.mean(a, axis=axes, keepdims=True)
+    m1, m2 = mean(g), mean(g * s.x_hat)
+    m2_error = gamma * mean(np.abs(g * s.x_hat)) + mean(np.abs(g) * s.x_hat_error)
+    inner = (
+        gamma * mean(np.abs(g))
+        + s.x_hat_error * np.abs(m2)
+        + np.abs(s.x_hat) * m2_error
+        + 4 * p.u * (np.abs(g) + np.abs(m1) + np.abs(s.x_hat * m2))
+    )
+    return s.inv_sigma * inner + np.abs(grad_x) * (s.sigma_rel_error + p.u_out)
+
+
+def parameter_grad_bounds(
+    s: Standardized, grad_y: np.ndarray, other_axes: tuple[int, ...], p: Precision
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of dw = sum(grad_y * x_hat) and db = sum(grad_y) over the non-feature axes.
+
+    |d dw| <= gamma_m sum|grad_y x_hat| + sum(|grad_y| |d x_hat|) + u_out |dw|
+    |d db| <= gamma_m sum|grad_y| + u_out |db|
+    """
+    m = int(np.prod([grad_y.shape[a] for a in other_axes]))
+    gamma = p.gamma(m)
+    total = lambda a: np.sum(a, axis=other_axes)
+    dw = total(grad_y * s.x_hat)
+    db = total(grad_y)
+    dw_bound = (
+        gamma * total(np.abs(grad_y * s.x_hat))
+        + total(np.abs(grad_y) * s.x_hat_error)
+        + p.u_out * np.abs(dw)
+    )
+    return dw_bound, gamma * total(np.abs(grad_y)) + p.u_out * np.abs(db)
+
+
+def rms_scaled(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision) -> Standardized:
+    """x_hat = x / sqrt(mean_S x^2 + eps): a sum of positive terms, so no cancellation.
+
+    |d r| / r <= gamma / 2 + u,   |d x_hat_i| <= |x_hat_i| (gamma / 2 + 2 u)
+    """
+    n = int(np.prod([x.shape[a] for a in axes]))
+    r = np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
+    rel = p.gamma(n) / 2 + p.u
+    x_hat = x / r
+    return Standardized(x_hat, 1 / r, np.abs(x_hat) * (rel + p.u), np.broadcast_to(rel, r.shape))
+
+
+def rms_vjp_bound(
+    s: Standardized, g: np.ndarray, grad_x: np.ndarray, axes: tuple[int, ...], p: Precision
+) -> np.ndarray:
+    """The bound of dx = (1/r)(g - x_hat mean_S(g x_hat)), by the rules above."""
+    n = int(np.prod([g.shape[a] for a in axes]))
+    mean = lambda a: np.mean(a, axis=axes, keepdims=True)
+    m2 = mean(g * s.x_hat)
+    m2_error = p.gamma(n) * mean(np.abs(g * s.x_hat)) + mean(np.abs(g) * s.x_hat_error)
+    inner = (
+        s.x_hat_error * np.abs(m2)
+        + np.abs(s.x_hat) * m2_error
+        + 3 * p.u * (np.abs(g) + np.abs(s.x_hat * m2))
+    )
+    return s.inv_sigma * inner + np.abs(grad_x) * (s.sigma_rel_error + p.u_out)
+
+
+def weight_norm_bounds(
+    v: np.ndarray, g: np.ndarray, axes: tuple[int, ...], p: Precision
+) -> tuple[np.ndarray, np.ndarray]:
+    """w = g v / ||v|| and its bound |d w_i| <= |w_i| (gamma / 2 + 3 u + u_out)."""
+    n = int(np.prod([v.shape[a] for a in axes]))
+    w = g * v / np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
+    return w, np.abs(w) * (p.gamma(n) / 2 + 3 * p.u + p.u_out)
+
+
+def weight_norm_vjp_bounds(
+    v: np.ndarray, g: np.ndarray, grad_w: np.ndarray, axes: tuple[int, ...], p: Precision
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of dg = sum(grad_w * v/||v||) and dv = (g/||v||)(grad_w - (v/||v||) dg).
+
+    |d dg| <= gamma sum|grad_w v/||v||| + |dg| (gamma / 2 + 2 u),
+    |d dv_i| <= |g|/||v|| (2 u |grad_w_i| + |v_i|/||v|| |d dg| + 3 u |v_i dg| / ||v||)
+               + |dv_i| (gamma / 2 + 2 u)      (each plus u_out times the result)
+    """
+    n = int(np.prod([v.shape[a] for a in axes]))
+    gamma = p.gamma(n)
+    norm = np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
+    direction = v / norm
+    dg = np.sum(grad_w * direction, axis=axes, keepdims=True)
+    dv = g / norm * (grad_w - direction * dg)
+    dg_error = gamma * np.sum(np.abs(grad_w * direction), axis=axes, keepdims=True) + np.abs(dg) * (
+        gamma / 2 + 2 * p.u
+    )
+    dv_bound = np.abs(g) / norm * (
+        2 * p.u * np.abs(grad_w) + np.abs(direction) * dg_error + 3 * p.u * np.abs(direction * dg)
+    ) + np.abs(dv) * (gamma / 2 + 2 * p.u + p.u_out)
+    return dv_bound, dg_error + p.u_out * np.abs(dg)
+
+
+def batch_statistics_bounds(
+    x: np.ndarray, axes: tuple[int, ...], p: Precision
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of a batch's mean and biased variance, per pooled set (see the module text)."""
+    n = int(np.prod([x.shape[a] for a in axes]))
+    gamma = p.gamma(n)
+    _, var = core.moments(x, axes)
+    m = np.max(np.abs(x), axis=axes, keepdims=True)
+    return gamma * m, gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2
+
+
+def running_update_bound(
+    old: np.ndarray,
+    old_error: np.ndarray,
+    statistic: np.ndarray,
+    statistic_error: np.ndarray,
+    a: float,
+    p: Precision,
+) -> np.ndarray:
+    """The bound of new = (1 - a) old + a statistic, stored in the storage dtype.
+
+    |d new| <= (1 - a) |d old| + a |d statistic| + 3 u (|(1 - a) old| + |a statistic|)
+               + u_out |new|
+    """
+    new = (1 - a) * old + a * statistic
+    return (
+        (1 - a) * old_error
+        + a * statistic_error
+        + 3 * p.u * (np.abs((1 - a) * old) + np.abs(a * statistic))
+        + p.u_out * np.abs(new)
+    )

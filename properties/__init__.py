@@ -1,0 +1,1 @@
+"""The property suite: Hypothesis strategies and the properties every backend must satisfy."""

@@ -1,0 +1,252 @@
+"""The property suite's pytest plumbing: which backends and norms, which Hypothesis profile,
+which known deviations, and the machine-readable record of the run.
+
+Options (all optional):
+    --backend NAME        a built-in backend or package.module:attr (repeatable; default: all)
+    --norm NAME           restrict to these norms (repeatable; default: all)
+    --profile NAME        ci (derandomized, fast), dev, or hunt (long searches)
+    --max-examples N      override the profile's number of examples per property
+    --known-deviations F  an extra TOML file of known deviations (strict xfails)
+    --results FILE        write the run's record (results, precision, backends) as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from backends.protocol import Backend
+from backends.registry import BUILTIN, load_backend
+from normspec.values import NORMS
+from properties import assertions, observations
+
+KNOWN_DEVIATIONS = Path(__file__).with_name("known_deviations.toml")
+PROFILES = ("ci", "dev", "hunt")
+_QUIET = [
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.filter_too_much,
+    HealthCheck.differing_executors,
+]
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=_QUIET,
+    print_blob=False,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
+settings.register_profile(
+    "dev", max_examples=100, deadline=None, suppress_health_check=_QUIET, print_blob=True
+)
+settings.register_profile(
+    "hunt", max_examples=2000, deadline=None, suppress_health_check=_QUIET, print_blob=True
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("normspec")
+    group.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        help="backend to test: " + ", ".join(BUILTIN) + ", or package.module:attr",
+    )
+    group.addoption(
+        "--norm",
+        action="append",
+        default=[],
+        choices=NORMS,
+        help="norm to test (repeatable; default: all)",
+    )
+    group.addoption("--profile", default="ci", choices=PROFILES, help="Hypothesis profile")
+    group.addoption(
+        "--max-examples",
+        type=int,
+        default=None,
+        help="examples per property (overrides the profile)",
+    )
+    group.addoption(
+        "--known-deviations",
+        action="append",
+        default=[],
+        help="extra TOML file of known deviations, run as strict xfails",
+    )
+    group.addoption("--results", default=None, help="write the run's record as JSON here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    profile = config.getoption("--profile")
+    max_examples = config.getoption("--max-examples")
+    if max_examples is not None:
+        if max_examples < 1:
+            raise pytest.UsageError(f"--max-examples must be >= 1, got {max_examples}")
+        settings.register_profile(
+            f"{profile}-n", parent=settings.get_profile(profile), max_examples=max_examples
+        )
+        profile = f"{profile}-n"
+    settings.load_profile(profile)
+    names = config.getoption("--backend") or list(BUILTIN)
+    config.normspec_backends = [load_backend(name) for name in names]
+    config.normspec_records = []
+    config.normspec_deviations = load_deviations(
+        [KNOWN_DEVIATIONS, *map(Path, config.getoption("--known-deviations"))]
+    )
+    config.addinivalue_line("markers", "norms(*names): the norms a property applies to")
+
+
+def load_deviations(paths: list[Path]) -> list[dict]:
+    """Every [[deviation]] entry of the given TOML files, checked for its required keys."""
+    required = ("backend", "norm", "property", "versions", "reason", "reproduction")
+    deviations = []
+    for path in paths:
+        if not path.exists():
+            raise pytest.UsageError(f"known-deviations file {path} does not exist")
+        for entry in tomllib.loads(path.read_text()).get("deviation", []):
+            missing = [k for k in required if not entry.get(k)]
+            if missing:
+                raise pytest.UsageError(f"{path}: deviation {entry} lacks {missing}")
+            deviations.append(entry)
+    return deviations
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    if "backend" in metafunc.fixturenames:
+        backends = config.normspec_backends
+        metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
+    if "norm" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("norms")
+        norms = list(marker.args) if marker else list(NORMS)
+        chosen = config.getoption("--norm")
+        norms = [n for n in norms if not chosen or n in chosen]
+        metafunc.parametrize("norm", norms)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if params is None or "backend" not in params.params:
+            continue
+        backend, norm = params.params["backend"], params.params.get("norm", "")
+        for deviation in config.normspec_deviations:
+            if (deviation["backend"], deviation["norm"], deviation["property"]) == (
+                backend.name,
+                norm,
+                item.originalname,
+            ):
+                item.add_marker(
+                    pytest.mark.xfail(
+                        strict=True,
+                        reason=f"known deviation: {deviation['reason']} "
+                        f"(reproduction: {deviation['reproduction']})",
+                    )
+                )
+
+
+@pytest.fixture(autouse=True)
+def _current_property(request: pytest.FixtureRequest) -> None:
+    """Skip what cannot run here, and tell the assertions which property is running."""
+    params = getattr(request.node, "callspec", None)
+    if params is None or "backend" not in params.params:
+        return
+    backend: Backend = params.params["backend"]
+    norm = params.params.get("norm", "")
+    reason = backend.unavailable_reason()
+    if reason:
+        pytest.skip(f"unavailable: {reason}")
+    if norm and norm not in backend.norms:
+        pytest.skip(f"not provided: {backend.name} has no {norm}")
+    assertions.CURRENT = assertions.Current(
+        request.node.originalname, backend.name, norm, request.config.getoption("--profile")
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    params = getattr(item, "callspec", None)
+    if params is None or "backend" not in params.params:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        item.config.normspec_records.append(_record(item, report, call))
+
+
+def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo) -> dict:
+    backend: Backend = item.callspec.params["backend"]
+    norm = item.callspec.params.get("norm", "")
+    record = {
+        "norm": norm,
+        "backend": backend.name,
+        "property": item.originalname,
+        "nodeid": item.nodeid,
+        "duration_s": round(report.duration, 4),
+    }
+    if hasattr(report, "wasxfail"):
+        status = "xfailed" if report.skipped else "failed"
+        record["reason"] = report.wasxfail or "strict xfail passed: the deviation is gone"
+    elif report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        status = "not provided" if reason.startswith("not provided") else "skipped"
+        record["reason"] = reason
+    else:
+        status = report.outcome
+    record["status"] = status
+    if status == "failed" and call.excinfo is not None:
+        error = call.excinfo.value
+        notes = getattr(error, "__notes__", [])
+        record["message"] = str(error).strip()
+        record["falsifying_example"] = (
+            "\n".join(n for n in notes if n.startswith(("Falsifying", "Draw"))) or None
+        )
+        record["reproduction"] = assertions.reproduction()
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--results")
+    if not path:
+        return
+    config = session.config
+    backends = [
+        {
+            "name": b.name,
+            "version": b.version() if not b.unavailable_reason() else "",
+            "unavailable": b.unavailable_reason(),
+            "layout": b.conventions.layout,
+            "norms": sorted(b.norms),
+        }
+        for b in config.normspec_backends
+    ]
+    precision = [
+        {
+            "property": k[0],
+            "backend": k[1],
+            "norm": k[2],
+            "dtype": k[3],
+            "quantity": k[4],
+            "worst_error_over_bound": v["worst"],
+            "case": v["case"],
+        }
+        for k, v in sorted(assertions.PRECISION.items())
+    ]
+    record = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "profile": config.getoption("--profile"),
+        "backends": backends,
+        "results": config.normspec_records,
+        "precision": precision,
+        "conventions": observations.CONVENTIONS,
+        "known_deviations": config.normspec_deviations,
+    }
+    Path(path).write_text(json.dumps(record, indent=1, default=str))

@@ -1,0 +1,366 @@
+"""Hypothesis strategies for normalization cases.
+
+Arrays are never drawn element by element: a case holds an `ArrayRecipe` (shape, kind of
+data, seed, offset, scale) whose `repr` says how to rebuild it, and whose `build()` makes the
+array with NumPy. This keeps large arrays fast to generate and shrinking meaningful: shapes
+shrink toward small, the kind toward "normal", offsets toward 0, scales toward 1, eps toward
+the first of its edge values.
+
+Kinds of data, chosen because each has broken a real implementation:
+    normal            N(offset, scale^2)
+    large_offset      a large mean and a small spread: ill-conditioned statistics
+    constant          every value equal: zero variance everywhere
+    constant_samples  some samples constant: zero variance in per-sample sets
+    mixed             magnitudes spread over five decades
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from backends.protocol import Backend, NormInputs, TrainingRun
+from normspec.errors import NormParameterError
+from normspec.spec import weight_norm_g_shape
+
+KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+EPS_EDGES = (1e-5, 1e-3, 0.0, 1e-12, 1.0, 0.1)
+#: The largest offset and scale per dtype: beyond them half-precision inputs overflow.
+MAX_OFFSET = {"float64": 1e6, "float32": 1e6, "float16": 1e2, "bfloat16": 1e2}
+MAX_SCALE = {"float64": 1e2, "float32": 1e2, "float16": 10.0, "bfloat16": 10.0}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype for a dtype name; bfloat16 comes from ml_dtypes."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+@dataclass(frozen=True)
+class ArrayRecipe:
+    """How to build one float64 array: `ArrayRecipe(...).build()` rebuilds it exactly."""
+
+    shape: tuple[int, ...]
+    kind: str = "normal"
+    seed: int = 0
+    offset: float = 0.0
+    scale: float = 1.0
+
+    def build(self) -> np.ndarray:
+        """The array, in float64 (cast it to the case's dtype before use)."""
+        rng = np.random.default_rng(self.seed)
+        z = rng.standard_normal(self.shape)
+        if self.kind == "constant":
+            return np.full(self.shape, self.offset)
+        if self.kind == "mixed":
+            z = z * 10.0 ** rng.uniform(-3, 2, self.shape)
+        x = self.offset + self.scale * z
+        if self.kind == "constant_samples" and self.shape:
+            constant = rng.random(self.shape[0]) < 0.5
+            x[constant] = self.offset
+        return x
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of a norm: `Case(...).inputs()` rebuilds the exact arrays a backend sees."""
+
+    norm: str
+    x: ArrayRecipe
+    dtype: str
+    eps: float = 0.0
+    weight: ArrayRecipe | None = None
+    bias: ArrayRecipe | None = None
+    num_groups: int | None = None
+    normalized_shape: tuple[int, ...] | None = None
+    dim: int | None = None
+    training: bool = True
+    running_mean: ArrayRecipe | None = None
+    running_var: ArrayRecipe | None = None
+
+    def inputs(self) -> NormInputs:
+        """The arrays in the case's dtype, as the backend receives them."""
+        cast = lambda r, positive=False: None if r is None else _cast(r, self.dtype, positive)
+        return NormInputs(
+            x=cast(self.x),
+            eps=self.eps,
+            weight=cast(self.weight),
+            bias=cast(self.bias),
+            num_groups=self.num_groups,
+            normalized_shape=self.normalized_shape,
+            dim=self.dim,
+            training=self.training,
+            running_mean=cast(self.running_mean),
+            running_var=cast(self.running_var, positive=True),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    """k training steps: `TrainingCase(...).run()` rebuilds the exact `TrainingRun`."""
+
+    norm: str
+    batches: tuple[ArrayRecipe, ...]
+    dtype: str
+    eps: float
+    momentum: float | None
+    momentum_weighs: str
+    running_var_estimator: str
+    initial_mean: ArrayRecipe
+    initial_var: ArrayRecipe
+    affine: bool = False
+
+    def run(self) -> TrainingRun:
+        """The batches and initial statistics in the case's dtype."""
+        channels = self.batches[0].shape[1]
+        weight = bias = None
+        if self.affine:
+            weight = _cast(ArrayRecipe((channels,), seed=1), self.dtype)
+            bias = _cast(ArrayRecipe((channels,), seed=2), self.dtype)
+        return TrainingRun(
+            batches=tuple(_cast(b, self.dtype) for b in self.batches),
+            eps=self.eps,
+            momentum=self.momentum,
+            momentum_weighs=self.momentum_weighs,
+            running_var_estimator=self.running_var_estimator,
+            initial_mean=_cast(self.initial_mean, self.dtype),
+            initial_var=_cast(self.initial_var, self.dtype, positive=True),
+            weight=weight,
+            bias=bias,
+        )
+
+
+def _cast(recipe: ArrayRecipe, dtype: str, positive: bool = False) -> np.ndarray:
+    x = recipe.build()
+    if positive:
+        x = np.abs(x) + 0.5
+    return x.astype(numpy_dtype(dtype))
+
+
+# --- scalar strategies -----------------------------------------------------------------------
+
+
+def eps_values(minimum: float = 0.0) -> st.SearchStrategy[float]:
+    """eps: the edge values first, then log-uniform over 1e-12 .. 1 (shrinks to 1e-5)."""
+    if minimum < 0:
+        raise NormParameterError(f"minimum eps must be >= 0, got {minimum}")
+    edges = st.sampled_from([e for e in EPS_EDGES if e >= minimum])
+    low = math.log10(max(minimum, 1e-12))
+    log_uniform = st.floats(low, 0.0).map(lambda e: float(10.0**e))
+    return st.one_of(edges, log_uniform)
+
+
+def momenta(allow_none: bool) -> st.SearchStrategy[float | None]:
+    """momentum in [0, 1]: 0.1, the edges 0 and 1, any value, and None where supported."""
+    values = st.one_of(st.sampled_from([0.1, 0.0, 1.0, 0.99]), st.floats(0.0, 1.0))
+    return st.one_of(values, st.none()) if allow_none else values
+
+
+def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
+    """The dtypes `backend` supports for `norm`, float64 first so that shrinking reaches it."""
+    names = [d for d in DTYPES if backend.supports(norm, d)]
+    if not names:
+        raise NormParameterError(f"{backend.name} supports no dtype for {norm}")
+    return st.sampled_from(names)
+
+
+@st.composite
+def array_recipes(
+    draw: st.DrawFn, shape: tuple[int, ...], dtype: str = "float64", kinds: tuple[str, ...] = KINDS
+) -> ArrayRecipe:
+    """An array of `shape` of one of `kinds`, with offsets the dtype can hold."""
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
+    kind = draw(st.sampled_from(kinds))
+    seed = draw(st.integers(0, 2**32 - 1))
+    limit = MAX_OFFSET[dtype]
+    if kind == "large_offset":
+        offset = draw(st.sampled_from([1e2, 1e3, 1e4, 1e5, -1e3]).filter(lambda o: abs(o) <= limit))
+        return ArrayRecipe(shape, kind, seed, offset, draw(st.sampled_from([1.0, 0.1, 1e-2])))
+    offset = draw(st.one_of(st.just(0.0), st.floats(-10.0, 10.0)))
+    scale = draw(st.one_of(st.just(1.0), st.floats(1e-2, MAX_SCALE[dtype])))
+    return ArrayRecipe(shape, kind, seed, offset, scale)
+
+
+# --- shapes ----------------------------------------------------------------------------------
+
+
+@st.composite
+def channel_shapes(
+    draw: st.DrawFn,
+    min_rank: int,
+    *,
+    max_size: int,
+    batch: int | None = None,
+    min_pooled: int = 1,
+    pooled_includes_batch: bool = False,
+) -> tuple[int, ...]:
+    """(N, C, *spatial) with rank in [min_rank, 5], at most max_size elements, and at least
+    `min_pooled` values per pooled set (spatial, or batch and spatial)."""
+    rank = draw(st.integers(min_rank, 5))
+    n = batch if batch is not None else draw(st.integers(1, 4))
+    c = draw(st.integers(1, 6))
+    spatial = tuple(draw(st.lists(st.integers(1, 5), min_size=rank - 2, max_size=rank - 2)))
+    pooled = math.prod(spatial) * (n if pooled_includes_batch else 1)
+    if pooled < min_pooled:
+        if spatial:
+            spatial = (spatial[0] + min_pooled, *spatial[1:])
+        elif pooled_includes_batch and batch is None:
+            n = max(n, min_pooled)
+        elif pooled_includes_batch:  # a fixed batch of one: pool over a spatial axis instead
+            spatial = (min_pooled,)
+    shape = (n, c, *spatial)
+    while math.prod(shape) > max_size:
+        shape = tuple(max(1, s // 2) if i > 1 else s for i, s in enumerate(shape))
+        if all(s == 1 for s in shape[2:]):
+            break
+    return shape
+
+
+@st.composite
+def trailing_shapes(
+    draw: st.DrawFn, *, max_size: int, single_row: bool = False, min_leading: int = 0
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(shape, normalized_shape) with normalized_shape a non-empty suffix of shape."""
+    k = draw(st.integers(1, 3))
+    normalized = tuple(draw(st.lists(st.integers(1, 8), min_size=k, max_size=k)))
+    if math.prod(normalized) < 2:
+        normalized = (*normalized[:-1], normalized[-1] + 1)
+    leading_rank = draw(st.integers(max(min_leading, 0), 2))
+    leading = tuple(1 if single_row else draw(st.integers(1, 4)) for _ in range(leading_rank))
+    while math.prod(leading) * math.prod(normalized) > max_size and max(normalized) > 1:
+        normalized = tuple(max(1, s // 2) for s in normalized)
+    return (*leading, *normalized), normalized
+
+
+def group_counts(channels: int) -> st.SearchStrategy[int]:
+    """A divisor of `channels`: the valid group counts of GroupNorm."""
+    if channels < 1:
+        raise NormParameterError(f"channels must be >= 1, got {channels}")
+    return st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0])
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+@st.composite
+def cases(
+    draw: st.DrawFn,
+    norm: str,
+    backend: Backend,
+    *,
+    affine: bool | None = None,
+    single_instance: bool = False,
+    min_eps: float = 0.0,
+    training: bool = True,
+    kinds: tuple[str, ...] = KINDS,
+    dtype: str | None = None,
+    max_size: int = 1024,
+    min_batch: int = 1,
+) -> Case:
+    """A valid call of `norm` for `backend`.
+
+    affine: True, False or None (either). single_instance: one sample (and one row for
+    layer_norm/rms_norm), as affine recovery needs. training=False draws running statistics
+    (batch_norm, instance_norm). min_eps > 0 keeps zero-variance sets finite.
+    """
+    dtype = dtype or draw(dtypes_for(backend, norm))
+    eps = draw(eps_values(min_eps))
+    if eps == 0.0:  # 0/0 is a convention, not a number: see the conventions property
+        kinds = tuple(k for k in kinds if k not in ("constant", "constant_samples")) or ("normal",)
+    with_affine = draw(st.booleans()) if affine is None else affine
+    batch = 1 if single_instance else None
+    fields: dict = {"norm": norm, "dtype": dtype, "eps": eps}
+    if norm in ("layer_norm", "rms_norm"):
+        shape, normalized = draw(
+            trailing_shapes(
+                max_size=max_size, single_row=single_instance, min_leading=1 if min_batch > 1 else 0
+            )
+        )
+        if min_batch > 1 and shape[0] < min_batch:
+            shape = (min_batch, *shape[1:])
+        fields["normalized_shape"] = normalized
+        param_shape = normalized
+    elif norm == "weight_norm":
+        rank = draw(st.integers(1, 4))
+        shape = tuple(draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank)))
+        dim = draw(st.one_of(st.none(), st.integers(0, rank - 1)))
+        fields.update(
+            dim=dim,
+            eps=0.0,
+            weight=draw(array_recipes(weight_norm_g_shape(shape, dim), dtype, ("normal",))),
+        )
+        kinds = tuple(k for k in kinds if k not in ("constant", "constant_samples")) or ("normal",)
+        return Case(x=draw(array_recipes(shape, dtype, kinds)), **fields)
+    else:
+        min_rank = 3 if norm == "instance_norm" else 2
+        in_batch = norm == "batch_norm" and training
+        shape = draw(
+            channel_shapes(
+                min_rank,
+                max_size=max_size,
+                batch=batch,
+                min_pooled=2 if training else 1,
+                pooled_includes_batch=in_batch,
+            )
+        )
+        if shape[0] < min_batch:
+            shape = (min_batch, *shape[1:])
+        if norm == "group_norm":
+            if eps == 0.0 and math.prod(shape[2:]) < 2:  # 0/0 needs a set of >= 2 values
+                shape = (shape[0], max(shape[1], 2), *shape[2:])
+                fields["num_groups"] = draw(group_counts(shape[1]).filter(lambda g: g < shape[1]))
+            else:
+                fields["num_groups"] = draw(group_counts(shape[1]))
+        param_shape = (shape[1],)
+        if not training:
+            fields.update(
+                training=False,
+                running_mean=draw(array_recipes(param_shape, dtype, ("normal",))),
+                running_var=draw(array_recipes(param_shape, dtype, ("normal",))),
+            )
+    if with_affine:
+        fields["weight"] = draw(array_recipes(param_shape, dtype, ("normal",)))
+        if norm != "rms_norm":
+            fields["bias"] = draw(array_recipes(param_shape, dtype, ("normal",)))
+    return Case(x=draw(array_recipes(shape, dtype, kinds)), **fields)
+
+
+@st.composite
+def training_cases(
+    draw: st.DrawFn, norm: str, backend: Backend, *, max_size: int = 512
+) -> TrainingCase:
+    """k in 1..4 training steps with a momentum, a convention and an estimator the backend
+    supports; the batches share their channel count and shape."""
+    dtype = draw(dtypes_for(backend, norm))
+    conventions = backend.conventions
+    min_rank = 3 if norm == "instance_norm" else 2
+    shape = draw(
+        channel_shapes(
+            min_rank, max_size=max_size, min_pooled=2, pooled_includes_batch=norm == "batch_norm"
+        )
+    )
+    k = draw(st.integers(1, 4))
+    kinds = ("normal", "large_offset", "mixed")
+    batches = tuple(draw(array_recipes(shape, dtype, kinds)) for _ in range(k))
+    channels = (shape[1],)
+    return TrainingCase(
+        norm=norm,
+        batches=batches,
+        dtype=dtype,
+        eps=draw(eps_values(1e-12)),
+        momentum=draw(momenta(conventions.cumulative_average)),
+        momentum_weighs=draw(st.sampled_from(["new", "old"])),
+        running_var_estimator=draw(st.sampled_from(conventions.running_var_estimators)),
+        initial_mean=draw(array_recipes(channels, dtype, ("normal",))),
+        initial_var=draw(array_recipes(channels, dtype, ("normal",))),
+        affine=draw(st.booleans()),
+    )

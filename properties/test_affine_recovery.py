@@ -1,0 +1,75 @@
+"""Property 2: an affine map built from the statistics undoes the normalization."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normspec import core, reference, tolerance
+from normspec.reference import Expected
+from properties import strategies
+from properties.assertions import assert_within, precision
+from properties.helpers import as64, assume_defined
+
+
+def _parameters(norm: str, inputs, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """weight = sqrt(var_S + eps) and bias = mean_S for the set each parameter serves
+    (RMSNorm: weight = sqrt(mean_S x^2 + eps), no bias), in float64."""
+    view, axes = reference.pooled_sets(norm, inputs)
+    if norm == "rms_norm":
+        center = np.zeros_like(view)
+        spread = np.mean(np.square(view), axis=axes, keepdims=True)
+    else:
+        center, spread = core.moments(view, axes)
+    full = lambda a: np.broadcast_to(a, view.shape).reshape(inputs.x.shape)
+    sigma, mean = full(np.sqrt(spread + eps)), full(center)
+    if norm in ("layer_norm", "rms_norm"):  # a single row: the parameters are that row
+        index = (0,) * (inputs.x.ndim - len(inputs.normalized_shape))
+    else:  # one sample: each channel's parameters are constant over the other axes
+        index = (0, slice(None), *(0,) * (inputs.x.ndim - 2))
+    return sigma[index], mean[index]
+
+
+@pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
+@given(data=st.data())
+def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data):
+    """With weight = sqrt(var_S + eps) and bias = mean_S per the norm's grouping, y = x:
+
+        weight * (x - mean_S) / sqrt(var_S + eps) + bias = x.
+
+    Instance, group and layer norm get one sample (one row), so that each parameter serves
+    one set. Bound: the forward bound plus the rounding of the parameters to the dtype,
+    u_out (|x_hat| weight + |bias|).
+    """
+    case = data.draw(strategies.cases(norm, backend, affine=False, single_instance=True))
+    inputs = case.inputs()
+    assume_defined(norm, inputs)
+    weight, bias = _parameters(norm, inputs, case.eps)
+    dtype = inputs.x.dtype
+    inputs = replace(
+        inputs, weight=weight.astype(dtype), bias=None if norm == "rms_norm" else bias.astype(dtype)
+    )
+    y = backend.forward(norm, inputs)
+    p = precision(backend, case.dtype)
+    s = reference.standardized(norm, inputs, p)
+    features = (
+        (1,)
+        if inputs.normalized_shape is None
+        else core.trailing_axes(inputs.x.ndim, len(inputs.normalized_shape))
+    )
+    w = core.along(inputs.weight, inputs.x.ndim, features)
+    b = None if inputs.bias is None else core.along(inputs.bias, inputs.x.ndim, features)
+    bound = tolerance.affine_bound(s, w, b, p) + p.u_out * (
+        np.abs(s.x_hat) * np.abs(w) + (0 if b is None else np.abs(b))
+    )
+    assert_within(
+        y,
+        Expected.computed(as64(inputs.x), bound, p),
+        what="output with weight = std and bias = mean",
+        case=case,
+        dtype=case.dtype,
+    )

@@ -1,0 +1,55 @@
+"""Property 10: the backend's forward output agrees with the float64 spec."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normspec.values import NORMS
+from properties import strategies
+from properties.assertions import assert_within
+from properties.helpers import assume_defined, expected_forward
+
+
+def _training(backend, norm: str, data) -> bool:
+    """batch_norm in either mode; instance_norm in evaluation mode only where it tracks
+    running statistics; every other norm has only one mode."""
+    if norm == "batch_norm" or (norm == "instance_norm" and norm in backend.trains):
+        return data.draw(st.booleans(), label="training")
+    return True
+
+
+@pytest.mark.norms(*NORMS)
+@given(data=st.data())
+def test_forward_agrees_with_the_spec(backend, norm, data):
+    """|norm_backend(x) - norm_spec(x)| <= B elementwise, B the tolerance model's bound for
+    the backend's storage and accumulation dtypes and the conditioning of x."""
+    case = data.draw(strategies.cases(norm, backend, training=_training(backend, norm, data)))
+    inputs = case.inputs()
+    assume_defined(norm, inputs)
+    assert_within(
+        backend.forward(norm, inputs),
+        expected_forward(backend, norm, inputs),
+        what="forward output",
+        case=case,
+        dtype=case.dtype,
+    )
+
+
+@pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm")
+@given(data=st.data())
+def test_forward_agrees_with_the_spec_on_ill_conditioned_input(backend, norm, data):
+    """The same agreement on rows with a large mean and a small spread, where the bound grows
+    with the conditioning M / sigma: a correct two-pass or Welford variance stays inside it,
+    the one-pass E[x^2] - E[x]^2 (error ~ (M / sigma)^2) does not."""
+    case = data.draw(strategies.cases(norm, backend, kinds=("large_offset",)))
+    inputs = case.inputs()
+    assume_defined(norm, inputs)
+    assert_within(
+        backend.forward(norm, inputs),
+        expected_forward(backend, norm, inputs),
+        what="forward output on ill-conditioned input",
+        case=case,
+        dtype=case.dtype,
+    )

@@ -1,0 +1,97 @@
+"""Property 8: the backend's gradients are the spec's, and obey the constraints of a
+normalization."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normspec import reference
+from normspec.reference import Expected
+from normspec.values import NORMS
+from properties import strategies
+from properties.assertions import assert_equal, assert_within, precision
+from properties.helpers import (
+    U64,
+    as64,
+    assume_defined,
+    assume_representable,
+    expected_forward,
+    pooled,
+    set_size,
+)
+
+
+def _upstream(data, inputs) -> np.ndarray:
+    """An upstream gradient dL/dy shaped like the output, in the input's dtype."""
+    recipe = data.draw(
+        strategies.array_recipes(inputs.x.shape, inputs.x.dtype.name, ("normal",)), label="grad_y"
+    )
+    return recipe.build().astype(inputs.x.dtype)
+
+
+@pytest.mark.norms(*NORMS)
+@given(data=st.data())
+def test_vjp_agrees_with_the_spec(backend, norm, data):
+    """dL/dx (and dL/dweight, dL/dbias where present) of L = sum(grad_y * norm(x)) equal the
+    spec's hand-derived VJP within the tolerance model; batch_norm in both modes."""
+    training = norm != "batch_norm" or data.draw(st.booleans(), label="training")
+    case = data.draw(strategies.cases(norm, backend, training=training))
+    inputs = case.inputs()
+    assume_defined(norm, inputs)
+    grad_y = _upstream(data, inputs)
+    grads = backend.vjp(norm, inputs, grad_y)
+    expected = reference.vjp(norm, inputs, as64(grad_y), precision(backend, case.dtype))
+    for name, want in expected.items():
+        observed = getattr(grads, name)
+        assert_equal(observed is not None, True, what=f"presence of dL/d{name}", case=case)
+        assert_within(observed, want, what=f"dL/d{name}", case=case, dtype=case.dtype)
+
+
+@pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm")
+@given(data=st.data())
+def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, norm, data):
+    """Without affine, over every pooled set S, with y = norm(x), g = dL/dy, dx = dL/dx and
+    sigma_S = sqrt(var_S + eps):
+
+        sum_S dx = 0   and   sum_S dx * y = eps / (var_S + eps) * sum_S(g * y) / sigma_S,
+
+    so dx is orthogonal to the output when eps = 0 (the output does not change when x is
+    shifted, nor, without eps, when it is scaled). Bounds: the sums of the elementwise bounds,
+    sum_S B_dx and sum_S (B_dx |y| + |dx| B_y).
+    """
+    case = data.draw(strategies.cases(norm, backend, affine=False))
+    inputs = case.inputs()
+    assume_defined(norm, inputs)
+    grad_y = _upstream(data, inputs)
+    dx = backend.vjp(norm, inputs, grad_y).x
+    y = backend.forward(norm, inputs)
+    want_dx = reference.vjp(norm, inputs, as64(grad_y), precision(backend, case.dtype))["x"]
+    want_y = expected_forward(backend, norm, inputs)
+    assume_representable(want_dx, case.dtype)
+    axes, (x, g, dx, y, b_dx, b_y, exact_y) = pooled(
+        norm, inputs, inputs.x, grad_y, dx, y, want_dx.bound, want_y.bound, want_y.value
+    )
+    total = lambda a: np.sum(a, axis=axes)
+    slack = U64 * (set_size(dx.shape, axes) + 2)
+    assert_within(
+        total(dx),
+        Expected(np.zeros(total(dx).shape), total(b_dx) + slack * total(np.abs(dx))),
+        what="sum of dL/dx over each set",
+        case=case,
+        dtype=case.dtype,
+    )
+    var = np.var(x, axis=axes)
+    projection = case.eps / (var + case.eps) * total(g * exact_y) / np.sqrt(var + case.eps)
+    bound = total(b_dx * np.abs(exact_y) + np.abs(dx) * b_y) + slack * (
+        total(np.abs(dx * y)) + np.abs(projection)
+    )
+    assert_within(
+        total(dx * y),
+        Expected(projection, bound),
+        what="sum of dL/dx * y over each set",
+        case=case,
+        dtype=case.dtype,
+    )
