@@ -107,6 +107,14 @@ class NumpyBackend(Backend):
         """The factor that turns the biased batch variance into the running one."""
         return count / (count - 1) if estimator == "unbiased" else 1.0
 
+    def instance_axes(self, x: np.ndarray) -> tuple[int, ...]:
+        """The axes InstanceNorm pools over: the spatial axes of one (sample, channel)."""
+        return tuple(range(2, x.ndim))
+
+    def uses_running_statistics(self, norm: str, inputs: NormInputs) -> bool:
+        """Whether this call normalizes with the running statistics (evaluation mode)."""
+        return norm in ("batch_norm", "instance_norm") and not inputs.training
+
     def weight_norm_axes(self, v: np.ndarray, dim: int | None) -> tuple[int, ...]:
         """The axes ||v|| is taken over: all but `dim`."""
         if dim is None:
@@ -233,7 +241,7 @@ class NumpyBackend(Backend):
 
     def _standardize(self, norm: str, x: np.ndarray, inputs: NormInputs):
         """x_hat, 1/sigma and the pooled axes (None when running statistics are used)."""
-        if norm in ("batch_norm", "instance_norm") and not inputs.training:
+        if self.uses_running_statistics(norm, inputs):
             shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
             mean = inputs.running_mean.astype(x.dtype).reshape(shape)
             var = inputs.running_var.astype(x.dtype).reshape(shape)
@@ -247,7 +255,7 @@ class NumpyBackend(Backend):
         if norm == "layer_norm":
             axes = self.layer_axes(x, inputs.normalized_shape)
         elif norm == "instance_norm":
-            axes = tuple(range(2, x.ndim))
+            axes = self.instance_axes(x)
         else:
             axes = (0, *range(2, x.ndim))
         mean, var = self.statistics(x, axes)

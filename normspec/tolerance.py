@@ -36,6 +36,12 @@ each reduction of m terms contributes gamma_m times the sum of the absolute valu
 terms, each elementwise operation one u times its result, and errors of the inputs of an
 operation propagate to first order. Each function below states its formula.
 
+The oracle: the spec runs in float64 and is exact only to float64 rounding. Its error obeys
+the same bounds with u = 2^-53, and adds to the backend's; to first order that is the
+backend's bound with u + 2^-53 in place of u (and likewise u_out), which is what `Precision`
+uses. For float32 and narrower this changes nothing visible; for float64 backends it doubles
+the bound, as it must.
+
 Underflow: in the gradual-underflow range the error of a rounding is absolute, not relative
 (Higham, eq. 2.8: fl(x op y) = (x op y)(1 + delta) + eta, |eta| <= half the smallest
 subnormal). Every bound therefore carries `Precision.underflow`: eta of the stored result plus
@@ -72,6 +78,9 @@ LARGEST_FINITE: dict[str, float] = {
     "float16": 65504.0,
     "bfloat16": 3.3895313892515355e38,
 }
+#: The oracle computes in float64 and errs too: both errors add, to first order, so every
+#: bound is the backend's with u + ORACLE_U (this matters only for float64 backends).
+ORACLE_U = UNIT_ROUNDOFF["float64"]
 #: How many accumulation-dtype roundings an output passes through, for the underflow term.
 _OPERATIONS_PER_OUTPUT = 8
 
@@ -85,13 +94,13 @@ class Precision:
 
     @property
     def u(self) -> float:
-        """The unit roundoff of the accumulation dtype."""
-        return UNIT_ROUNDOFF[self.accumulation]
+        """The unit roundoff of the accumulation dtype, plus the oracle's own (float64)."""
+        return UNIT_ROUNDOFF[self.accumulation] + ORACLE_U
 
     @property
     def u_out(self) -> float:
-        """The unit roundoff of the storage dtype."""
-        return UNIT_ROUNDOFF[self.storage]
+        """The unit roundoff of the storage dtype, plus the oracle's own (float64)."""
+        return UNIT_ROUNDOFF[self.storage] + ORACLE_U
 
     @property
     def underflow(self) -> float:

@@ -11,11 +11,13 @@ from hypothesis import assume
 from backends.protocol import Backend, NormInputs
 from normspec import reference
 from normspec.reference import Expected
-from normspec.tolerance import LARGEST_FINITE, UNIT_ROUNDOFF
+from normspec.tolerance import LARGEST_FINITE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF
 from properties.assertions import precision
 
-#: The unit roundoff of the float64 arithmetic the properties themselves do.
+#: The unit roundoff of the float64 arithmetic the properties themselves do, and the absolute
+#: error of one such operation in the subnormal range.
 U64 = UNIT_ROUNDOFF["float64"]
+ETA64 = SMALLEST_SUBNORMAL["float64"]
 
 
 def expected_forward(backend: Backend, norm: str, inputs: NormInputs) -> Expected:

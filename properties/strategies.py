@@ -217,11 +217,10 @@ def channel_shapes(
             n = max(n, min_pooled)
         elif pooled_includes_batch:  # a fixed batch of one: pool over a spatial axis instead
             spatial = (min_pooled,)
+    floor = 2 if min_pooled > 1 else 1  # halving must keep every pooled set large enough
     shape = (n, c, *spatial)
-    while math.prod(shape) > max_size:
-        shape = tuple(max(1, s // 2) if i > 1 else s for i, s in enumerate(shape))
-        if all(s == 1 for s in shape[2:]):
-            break
+    while math.prod(shape) > max_size and any(s > floor for s in shape[2:]):
+        shape = (n, c, *(max(floor, s // 2) for s in shape[2:]))
     return shape
 
 

@@ -1,0 +1,33 @@
+# The two entry points of the README: `make check` (the main job) and `make test`.
+# Each creates or reuses .venv and installs what it needs, pinned by constraints.txt.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+REPORT_DIR ?= reports
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install check test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# The conformance gate over every built-in backend; refreshes reports/.
+check: $(STAMP)
+	$(VENV)/bin/normspec check --report-dir $(REPORT_DIR) $(ARGS)
+
+# normspec's own tests (the spec, the tolerance model, the adapters, the CLI, the planted bugs).
+test: $(STAMP)
+	$(PY) -m pytest tests -q -p no:cacheprovider $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .hypothesis

@@ -1,0 +1,163 @@
+"""Reports of a check: the conformance matrix, the conventions table, the precision table.
+
+Each is written twice: as Markdown for a person and inside `conformance.json` for a machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from normspec import __version__
+from normspec.values import NORMS
+
+SYMBOL = {"passed": "pass", "failed": "**FAIL**", "xfailed": "xfail (known)",
+          "skipped": "skip", "not provided": "not provided", "xpassed": "**XPASS**"}
+
+
+def summarize(results: list[dict]) -> dict[str, int]:
+    """The number of results of each status."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        counts[r["status"]] += 1
+    return dict(sorted(counts.items()))
+
+
+def conformance_json(record: dict, command: str, seconds: float) -> dict:
+    """The machine-readable report: every result, the conventions and the precision table."""
+    results = record.get("results", [])
+    return {"normspec_version": __version__, "created": record.get("created"),
+            "command": command, "profile": record.get("profile"), "seconds": round(seconds, 1),
+            "summary": summarize(results), "backends": record.get("backends", []),
+            "results": results, "conventions": conventions_rows(record),
+            "precision": precision_rows(record),
+            "known_deviations": record.get("known_deviations", [])}
+
+
+def precision_rows(record: dict) -> list[dict]:
+    """The worst error / bound ratio per norm x backend x dtype, with the property, the
+    quantity and the case where it was found."""
+    worst: dict[tuple, dict] = {}
+    for p in record.get("precision", []):
+        key = (p["norm"], p["backend"], p["dtype"])
+        if key not in worst or p["worst_error_over_bound"] > worst[key]["worst_error_over_bound"]:
+            worst[key] = p
+    return [worst[k] for k in sorted(worst)]
+
+
+def conventions_rows(record: dict) -> list[dict]:
+    """One row per convention: the value each backend declared and the value observed."""
+    rows: dict[str, dict] = {}
+    for entry in record.get("conventions", []):
+        row = rows.setdefault(entry["convention"], {"convention": entry["convention"],
+                                                    "backends": {}})
+        row["backends"][entry["backend"]] = {"declared": entry["declared"],
+                                             "observed": entry["observed"],
+                                             "agrees": entry["agrees"]}
+    return [rows[k] for k in sorted(rows)]
+
+
+def conformance_markdown(report: dict) -> str:
+    """The matrix norm x property x backend, then failures, skips and known deviations."""
+    results = report["results"]
+    backends = [b["name"] for b in report["backends"]]
+    lines = ["# normspec conformance report", "",
+             f"`{report['command']}`, profile `{report['profile']}`, normspec "
+             f"{report['normspec_version']}, {report['created']}, {report['seconds']} s.", "",
+             "Summary: " + ", ".join(f"{n} {s}" for s, n in report["summary"].items()), "",
+             "| backend | version | layout | status |", "|---|---|---|---|"]
+    for b in report["backends"]:
+        status = f"unavailable: {b['unavailable']}" if b["unavailable"] else "ran"
+        lines.append(f"| {b['name']} | {b['version']} | {b['layout']} | {status} |")
+    cells = {(r["norm"], r["property"], r["backend"]): r for r in results}
+    for norm in NORMS:
+        properties = sorted({r["property"] for r in results if r["norm"] == norm})
+        if not properties:
+            continue
+        lines += ["", f"## {norm}", "", "| property | " + " | ".join(backends) + " |",
+                  "|---|" + "---|" * len(backends)]
+        for prop in properties:
+            row = [SYMBOL.get(cells[(norm, prop, b)]["status"], "?")
+                   if (norm, prop, b) in cells else "" for b in backends]
+            lines.append(f"| {prop} | " + " | ".join(row) + " |")
+    failures = [r for r in results if r["status"] in ("failed", "xpassed")]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for r in failures:
+            lines += [f"### {r['norm']} on {r['backend']}: {r['property']}", "", "```",
+                      r.get("message") or r.get("reason", ""), "```", "",
+                      f"Reproduce: `{r.get('reproduction', '')}`", ""]
+    lines += _reasons(results, "xfailed", "Known deviations (strict xfails)")
+    lines += _reasons(results, "skipped", "Skipped")
+    lines += _reasons(results, "not provided", "Not provided")
+    return "\n".join(lines) + "\n"
+
+
+def _reasons(results: list[dict], status: str, title: str) -> list[str]:
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for r in results:
+        if r["status"] == status:
+            reasons[r.get("reason", "")].append(f"{r['norm']}/{r['property']}@{r['backend']}")
+    if not reasons:
+        return []
+    lines = ["", f"## {title}", ""]
+    for reason, where in sorted(reasons.items()):
+        lines.append(f"- {reason} ({len(where)}: {', '.join(sorted(where)[:6])}"
+                     + (", ..." if len(where) > 6 else "") + ")")
+    return lines
+
+
+def precision_markdown(report: dict) -> str:
+    """The precision table: the worst observed error in units of its bound."""
+    lines = ["# Precision: worst error / bound", "",
+             "Each cell is the largest error / bound ratio observed over every comparison of "
+             "the run (<= 1 passes). It tracks how close a backend comes to its derived bound, "
+             "not only whether it stays inside.", "",
+             "| norm | backend | dtype | worst error / bound | where | case |",
+             "|---|---|---|---|---|---|"]
+    for p in report["precision"]:
+        case = p["case"].replace("|", "\\|")
+        lines.append(f"| {p['norm']} | {p['backend']} | {p['dtype']} | "
+                     f"{p['worst_error_over_bound']:.3g} | {p['property']}: {p['quantity']} | "
+                     f"`{case}` |")
+    return "\n".join(lines) + "\n"
+
+
+def conventions_markdown(report: dict) -> str:
+    """One row per convention, one column per backend: observed value (declared if it
+    differs)."""
+    backends = [b["name"] for b in report["backends"] if not b["unavailable"]]
+    lines = ["# Conventions, as observed", "",
+             "Frameworks differ legitimately where the math leaves a choice. Each backend "
+             "declares its conventions; a property observes each one. A difference between "
+             "backends is a finding, not a failure; a declaration the framework does not "
+             "follow is a failure (marked **declared X**).", "",
+             "| convention | " + " | ".join(backends) + " |", "|---|" + "---|" * len(backends)]
+    for row in report["conventions"]:
+        cells = []
+        for b in backends:
+            entry = row["backends"].get(b)
+            if entry is None:
+                cells.append("")
+            elif entry["agrees"]:
+                cells.append(str(entry["observed"]))
+            else:
+                cells.append(f"{entry['observed']} (**declared {entry['declared']}**)")
+        lines.append(f"| {row['convention']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: dict, directory: Path) -> list[Path]:
+    """Write conformance.json, conformance.md, precision.md and conventions.md."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"conformance.json": json.dumps(report, indent=1, default=str) + "\n",
+             "conformance.md": conformance_markdown(report),
+             "precision.md": precision_markdown(report),
+             "conventions.md": conventions_markdown(report)}
+    paths = []
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
