@@ -25,7 +25,18 @@ from backends.protocol import (
 )
 from normspec.values import Gradients
 
-STANDARDIZED = ("batch_norm", "instance_norm", "group_norm", "layer_norm")
+#: The defaults of the NumPy "framework" itself: `forward_with_defaults` and
+#: `train_with_defaults` use these, and the conventions below declare them. A declaration
+#: that drifts from them is what the conventions properties catch.
+DEFAULT_EPS: dict[str, float | None] = {
+    "batch_norm": 1e-5,
+    "layer_norm": 1e-5,
+    "instance_norm": 1e-5,
+    "group_norm": 1e-5,
+    "rms_norm": 1e-6,
+    "weight_norm": None,
+}
+DEFAULT_MOMENTUM = 0.1
 
 
 class NumpyBackend(Backend):
@@ -35,16 +46,9 @@ class NumpyBackend(Backend):
     dtypes = ("float16", "float32", "float64")
     trains = frozenset({"batch_norm", "instance_norm"})
     conventions = Conventions(
-        default_eps={
-            "batch_norm": 1e-5,
-            "layer_norm": 1e-5,
-            "instance_norm": 1e-5,
-            "group_norm": 1e-5,
-            "rms_norm": 1e-6,
-            "weight_norm": None,
-        },
+        default_eps=dict(DEFAULT_EPS),
         momentum_weighs="new",
-        default_momentum=0.1,
+        default_momentum=DEFAULT_MOMENTUM,
         running_var_estimators=("unbiased", "biased"),
         cumulative_average=True,
         layout="channels_first",
@@ -204,8 +208,13 @@ class NumpyBackend(Backend):
         return TrainingResult(tuple(outputs), mean, var, len(run.batches))
 
     def forward_with_defaults(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        eps = self.conventions.default_eps[norm]
-        return self.forward(norm, replace(inputs, eps=0.0 if eps is None else eps))
+        eps = DEFAULT_EPS[norm]
+        inputs = replace(inputs, eps=0.0 if eps is None else eps)
+        if self.conventions.layout == "channels_first" or inputs.x.ndim < 3:
+            return self.forward(norm, inputs)
+        # as an adapter of a channels-last framework would: trust the declared layout
+        x = np.moveaxis(inputs.x, 1, -1)
+        return np.moveaxis(self.forward(norm, replace(inputs, x=x)), -1, 1)
 
     def train_with_defaults(
         self,
@@ -214,15 +223,14 @@ class NumpyBackend(Backend):
         initial_mean: np.ndarray,
         initial_var: np.ndarray,
     ) -> TrainingResult:
-        c = self.conventions
         return self.train(
             norm,
             TrainingRun(
                 batches,
-                c.default_eps[norm],
-                c.default_momentum,
-                c.momentum_weighs,
-                c.running_var_estimators[0],
+                DEFAULT_EPS[norm],
+                DEFAULT_MOMENTUM,
+                "new",
+                "unbiased",
                 initial_mean,
                 initial_var,
             ),

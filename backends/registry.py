@@ -43,17 +43,20 @@ def load_backend(spec: str) -> Backend:
     except ImportError as error:
         if spec in BUILTIN:
             raise
-        raise UnknownBackendError(f"cannot import {module_name!r} for backend {spec!r}: "
-                                  f"{error}") from error
+        raise UnknownBackendError(
+            f"cannot import {module_name!r} for backend {spec!r}: {error}"
+        ) from error
     try:
         obj = getattr(module, attr)
     except AttributeError:
-        raise UnknownBackendError(f"module {module_name!r} has no attribute {attr!r} "
-                                  f"(backend {spec!r})") from None
+        raise UnknownBackendError(
+            f"module {module_name!r} has no attribute {attr!r} (backend {spec!r})"
+        ) from None
     backend = obj() if isinstance(obj, type) else obj
     if not isinstance(backend, Backend):
-        raise UnknownBackendError(f"{spec!r} is a {type(backend).__name__}, not a "
-                                  f"backends.protocol.Backend")
+        raise UnknownBackendError(
+            f"{spec!r} is a {type(backend).__name__}, not a backends.protocol.Backend"
+        )
     if spec not in BUILTIN:  # an external adapter is reported under the name it was loaded by
         backend.name = spec
     return backend

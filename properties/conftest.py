@@ -133,9 +133,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # a property none of whose norms was selected with --norm is not run at all
-    unselected = [i for i in items if any(
-        str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
-        for m in i.iter_markers("skip"))]
+    unselected = [
+        i
+        for i in items
+        if any(
+            str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
+            for m in i.iter_markers("skip")
+        )
+    ]
     if unselected:
         config.hook.pytest_deselected(items=unselected)
         items[:] = [i for i in items if i not in unselected]

@@ -7,6 +7,8 @@ Each mutant overrides exactly one building block of `NumpyBackend` and names, in
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from backends.numpy_backend import NumpyBackend
@@ -233,3 +235,54 @@ class StaleWeightNormCache(NumpyBackend):
             self._norms[key] = np.sqrt((v * v).sum(axis=axes, keepdims=True))
         g = inputs.weight.astype(v.dtype)
         return (g * v / self._norms[key]).astype(inputs.x.dtype)
+
+
+# --- declarations that drift from what the framework does ------------------------------------
+
+
+class DefaultEpsMisdeclared(NumpyBackend):
+    """The adapter declares LayerNorm's default eps as 1e-3 (Keras') while the framework uses
+    1e-5. Caught by measuring the default eps."""
+
+    caught_by = ("test_default_eps_is_as_declared",)
+    caught_on = ("layer_norm",)
+    conventions = replace(
+        NumpyBackend.conventions,
+        default_eps={**NumpyBackend.conventions.default_eps, "layer_norm": 1e-3},
+    )
+
+
+class MomentumMeaningMisdeclared(NumpyBackend):
+    """The adapter declares that momentum weighs the old value (Keras) for a framework whose
+    momentum weighs the new statistic. Caught by measuring one default step."""
+
+    caught_by = ("test_momentum_is_as_declared",)
+    caught_on = ("batch_norm",)
+    conventions = replace(NumpyBackend.conventions, momentum_weighs="old")
+
+
+class RunningVarianceMisdeclared(NumpyBackend):
+    """The adapter declares a biased running variance for a framework that feeds it the
+    unbiased one. Caught by measuring the Bessel factor of one default step."""
+
+    caught_by = ("test_running_variance_estimator_is_as_declared",)
+    caught_on = ("batch_norm",)
+    conventions = replace(NumpyBackend.conventions, running_var_estimators=("biased",))
+
+
+class ZeroVarianceMisdeclared(NumpyBackend):
+    """The adapter declares that a constant set with eps = 0 gives 0, where it gives NaN.
+    Caught by the constant-input probe."""
+
+    caught_by = ("test_constant_input_with_zero_eps_is_as_declared",)
+    caught_on = ("layer_norm",)
+    conventions = replace(NumpyBackend.conventions, zero_variance_zero_eps="zero")
+
+
+class LayoutMisdeclared(NumpyBackend):
+    """The adapter declares channels-last for a channels-first framework, and so moves the
+    channel axis before calling it. Caught by default 4-D BatchNorm in the declared layout."""
+
+    caught_by = ("test_layout_is_as_declared",)
+    caught_on = ("batch_norm",)
+    conventions = replace(NumpyBackend.conventions, layout="channels_last")

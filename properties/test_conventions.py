@@ -1,0 +1,229 @@
+"""Conventions are data: each backend's declared conventions, observed and verified.
+
+Each property probes the framework with its own defaults, records what it observed for the
+conventions table, and fails only when the observation contradicts the backend's own
+declaration. Two backends that differ are a finding for the table, not a failure.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from backends.protocol import NormInputs, TrainingRun
+from normspec import reference
+from normspec.reference import Expected
+from normspec.tolerance import UNIT_ROUNDOFF
+from properties.assertions import assert_equal, assert_within, precision
+from properties.helpers import as64, require_training
+from properties.observations import observe
+from properties.strategies import numpy_dtype
+
+#: The pooled set of each probe: two values, one pooled set (channels-first shapes).
+PROBE_SHAPES = {
+    "batch_norm": (2, 1),
+    "layer_norm": (1, 2),
+    "instance_norm": (1, 1, 2),
+    "group_norm": (1, 1, 2),
+    "rms_norm": (1, 2),
+}
+STANDARDIZED = ("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
+
+
+def _probe_dtype(backend) -> str:
+    """float64 where the backend has it, for the sharpest observation; else float32."""
+    return "float64" if "float64" in backend.dtypes else "float32"
+
+
+def _declared_eps(backend, norm: str, dtype: str) -> float | None:
+    """The declared default eps as a number: "finfo" is the machine epsilon of the dtype."""
+    declared = backend.conventions.default_eps.get(norm)
+    if declared == "finfo":
+        return float(np.finfo(numpy_dtype(dtype)).eps)
+    return declared
+
+
+def _inputs(norm: str, x: np.ndarray, eps: float = 0.0) -> NormInputs:
+    trailing = (x.shape[-1],) if norm in ("layer_norm", "rms_norm") else None
+    return NormInputs(
+        x=x, eps=eps, normalized_shape=trailing, num_groups=1 if norm == "group_norm" else None
+    )
+
+
+@pytest.mark.norms(*STANDARDIZED)
+def test_default_eps_is_as_declared(backend, norm):
+    """The framework's default eps, measured: on the set {-a, a} (RMSNorm: {a, a}) the output
+    at a is y = a / sqrt(a^2 + eps), so eps = a^2 / y^2 - a^2. With a^2 = eps_declared the
+    measurement errs by at most 64 u eps (a few roundings, each doubled by the squares)."""
+    dtype = _probe_dtype(backend)
+    declared = _declared_eps(backend, norm, dtype)
+    if declared is None:
+        observe(backend.name, f"default eps: {norm}", "required", "required")
+        pytest.skip(f"not provided: {backend.name} has no default eps for {norm}")
+    a = np.sqrt(declared)
+    values = [a, a] if norm == "rms_norm" else [-a, a]
+    x = np.array(values, dtype=np.float64).reshape(PROBE_SHAPES[norm]).astype(numpy_dtype(dtype))
+    a = float(as64(x).reshape(-1)[-1])
+    y = float(as64(backend.forward_with_defaults(norm, _inputs(norm, x))).reshape(-1)[-1])
+    measured = a * a / (y * y) - a * a
+    observe(
+        backend.name,
+        f"default eps: {norm}",
+        backend.conventions.default_eps.get(norm),
+        f"{measured:.3g}",
+    )
+    assert_within(
+        np.array([measured]),
+        Expected(np.array([declared]), np.array([64 * UNIT_ROUNDOFF[dtype] * declared])),
+        what=f"default eps measured on {{-a, a}} with a = {a:.3g}",
+        case=x,
+        dtype=dtype,
+    )
+
+
+class DefaultStep(NamedTuple):
+    """One default training step and what it reveals: a, the weight of the new statistic, and
+    c, the factor applied to the biased batch variance."""
+
+    batch: np.ndarray
+    mean0: np.ndarray
+    var0: np.ndarray
+    result: object
+    a: float
+    bessel: float
+    dtype: str
+
+
+def _one_default_step(backend) -> DefaultStep:
+    """One training step with the framework's defaults from known running statistics:
+    2 values per channel, so that the Bessel factor n / (n - 1) is 2."""
+    dtype = _probe_dtype(backend)
+    rng = np.random.default_rng(7)
+    batch = rng.normal(3.0, 2.0, (2, 3)).astype(numpy_dtype(dtype))
+    mean0 = np.full(3, 0.5, dtype=numpy_dtype(dtype))
+    var0 = np.full(3, 2.0, dtype=numpy_dtype(dtype))
+    result = backend.train_with_defaults("batch_norm", (batch,), mean0, var0)
+    x = as64(batch)
+    a = (as64(result.running_mean) - 0.5) / (x.mean(axis=0) - 0.5)
+    bessel = (as64(result.running_var) - (1 - a) * 2.0) / (a * x.var(axis=0))
+    return DefaultStep(batch, mean0, var0, result, float(np.mean(a)), float(np.mean(bessel)), dtype)
+
+
+@pytest.mark.norms("batch_norm")
+def test_momentum_is_as_declared(backend, norm):
+    """The weight a of the new batch statistic in one default training step, measured as
+    a = (running_mean_1 - running_mean_0) / (batch_mean - running_mean_0), is the declared
+    momentum m if momentum weighs the new statistic and 1 - m if it weighs the old value; the
+    running statistics follow the recurrence with the declared defaults."""
+    require_training(backend, norm)
+    step = _one_default_step(backend)
+    batch, a, dtype = step.batch, step.a, step.dtype
+    c = backend.conventions
+    m = c.default_momentum
+    meaning = "new" if m is None or np.isclose(a, m) else "old" if np.isclose(a, 1 - m) else "?"
+    observe(backend.name, "momentum weighs", c.momentum_weighs, meaning)
+    observe(
+        backend.name,
+        "default momentum",
+        c.default_momentum,
+        f"{a:.3g}" if meaning == "new" else f"{1 - a:.3g}",
+    )
+    observe(
+        backend.name,
+        "weight of the new batch statistic per default step",
+        "1 / t" if m is None else (m if c.momentum_weighs == "new" else round(1 - m, 12)),
+        f"{a:.3g}",
+    )
+    assert_equal(
+        meaning, c.momentum_weighs, what=f"momentum meaning (a = {a:.6g}, m = {m})", case=batch
+    )
+    run = TrainingRun(
+        (batch,),
+        _declared_eps(backend, norm, dtype),
+        m,
+        c.momentum_weighs,
+        c.running_var_estimators[0],
+        step.mean0,
+        step.var0,
+    )
+    expected = reference.training(norm, run, precision(backend, dtype))
+    assert_within(
+        step.result.running_mean,
+        expected.running_mean,
+        what="running_mean after one default step",
+        case=batch,
+        dtype=dtype,
+    )
+    assert_within(
+        step.result.running_var,
+        expected.running_var,
+        what="running_var after one default step",
+        case=batch,
+        dtype=dtype,
+    )
+
+
+@pytest.mark.norms("batch_norm")
+def test_running_variance_estimator_is_as_declared(backend, norm):
+    """The running variance is fed var_B * c with c = n / (n - 1) (unbiased) or 1 (biased);
+    with n = 2, c = (running_var_1 - (1 - a) running_var_0) / (a var_B) is 2 or 1."""
+    require_training(backend, norm)
+    step = _one_default_step(backend)
+    observed = "unbiased" if abs(step.bessel - 2.0) < abs(step.bessel - 1.0) else "biased"
+    declared = backend.conventions.running_var_estimators[0]
+    observe(backend.name, "running variance", declared, observed)
+    assert_equal(
+        observed,
+        declared,
+        what=f"running variance estimator (c = {step.bessel:.6g})",
+        case=step.batch,
+    )
+
+
+@pytest.mark.norms(*STANDARDIZED)
+def test_constant_input_with_zero_eps_is_as_declared(backend, norm):
+    """A pooled set of equal values with eps = 0 is 0 / 0: the framework gives NaN or 0;
+    which one is its convention (RMSNorm: a set of zeros)."""
+    dtype = _probe_dtype(backend)
+    value = 0.0 if norm == "rms_norm" else 1.5
+    x = np.full((2, 2, 3), value, dtype=numpy_dtype(dtype))
+    y = as64(backend.forward(norm, _inputs(norm, x)))
+    observed = "nan" if np.all(np.isnan(y)) else "zero" if np.all(y == 0) else "mixed"
+    observe(
+        backend.name,
+        f"constant input, eps = 0: {norm}",
+        backend.conventions.zero_variance_zero_eps,
+        observed,
+    )
+    assert_equal(
+        observed,
+        backend.conventions.zero_variance_zero_eps,
+        what="output of a constant set with eps = 0",
+        case=x,
+    )
+
+
+@pytest.mark.norms("batch_norm")
+def test_layout_is_as_declared(backend, norm):
+    """With the framework's default axis in its declared layout, training-mode BatchNorm of a
+    4-D batch normalizes each channel: the adapter's layout mapping matches the framework."""
+    dtype = _probe_dtype(backend)
+    declared_eps = _declared_eps(backend, norm, dtype)
+    if declared_eps is None:
+        pytest.skip(f"not provided: {backend.name} has no default eps for {norm}")
+    x = np.random.default_rng(3).normal(size=(2, 3, 2, 2)).astype(numpy_dtype(dtype))
+    y = backend.forward_with_defaults(norm, _inputs(norm, x))
+    inputs = _inputs(norm, x, declared_eps)
+    expected = reference.forward(norm, inputs, precision(backend, dtype))
+    agrees = bool(np.all(np.abs(as64(y) - expected.value) <= expected.bound))
+    declared = backend.conventions.layout
+    observe(backend.name, "layout", declared, declared if agrees else f"not {declared}")
+    assert_within(
+        y,
+        expected,
+        what=f"default 4-D batch norm in the declared {declared} layout",
+        case=x,
+        dtype=dtype,
+    )
