@@ -43,9 +43,9 @@ def precision(backend: Backend, dtype: str) -> Precision:
 def reproduction() -> str:
     """The command that reruns the current property, deterministically, under the ci profile."""
     c = CURRENT
+    backends = " ".join(f"--backend {shlex.quote(b)}" for b in c.backend.split(" vs "))
     return (
-        f"normspec check --backend {shlex.quote(c.backend)} --norm {c.norm} "
-        f"--property {c.property} --profile {c.profile}"
+        f"normspec check {backends} --norm {c.norm} --property {c.property} --profile {c.profile}"
     )
 
 

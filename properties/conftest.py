@@ -12,6 +12,7 @@ Options (all optional):
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import tomllib
@@ -120,9 +121,12 @@ def load_deviations(paths: list[Path]) -> list[dict]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
+    backends = config.normspec_backends
     if "backend" in metafunc.fixturenames:
-        backends = config.normspec_backends
         metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
+    if "backend_pair" in metafunc.fixturenames:
+        pairs = list(itertools.combinations(backends, 2))
+        metafunc.parametrize("backend_pair", pairs, ids=[pair_name(p) for p in pairs])
     if "norm" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("norms")
         norms = list(marker.args) if marker else list(NORMS)
@@ -131,8 +135,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("norm", norms)
 
 
+def pair_name(pair: tuple[Backend, Backend]) -> str:
+    """How a pair of backends is named in test ids and reports."""
+    return f"{pair[0].name} vs {pair[1].name}"
+
+
+def subject(item: pytest.Item) -> tuple[str, list[Backend], str] | None:
+    """(the name the item is reported under, the backends it runs, its norm), or None for an
+    item that runs no backend."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    norm = params.get("norm", "")
+    if "backend" in params:
+        return params["backend"].name, [params["backend"]], norm
+    if "backend_pair" in params:
+        return pair_name(params["backend_pair"]), list(params["backend_pair"]), norm
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # a property none of whose norms was selected with --norm is not run at all
+    # a property none of whose norms (or pairs) was selected is not run at all
     unselected = [
         i
         for i in items
@@ -145,13 +166,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=unselected)
         items[:] = [i for i in items if i not in unselected]
     for item in items:
-        params = getattr(item, "callspec", None)
-        if params is None or "backend" not in params.params:
+        found = subject(item)
+        if found is None:
             continue
-        backend, norm = params.params["backend"], params.params.get("norm", "")
+        name, _, norm = found
         for deviation in config.normspec_deviations:
             if (deviation["backend"], deviation["norm"], deviation["property"]) == (
-                backend.name,
+                name,
                 norm,
                 item.originalname,
             ):
@@ -167,18 +188,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _current_property(request: pytest.FixtureRequest) -> None:
     """Skip what cannot run here, and tell the assertions which property is running."""
-    params = getattr(request.node, "callspec", None)
-    if params is None or "backend" not in params.params:
+    found = subject(request.node)
+    if found is None:
         return
-    backend: Backend = params.params["backend"]
-    norm = params.params.get("norm", "")
-    reason = backend.unavailable_reason()
-    if reason:
-        pytest.skip(f"unavailable: {reason}")
-    if norm and norm not in backend.norms:
-        pytest.skip(f"not provided: {backend.name} has no {norm}")
+    name, backends, norm = found
+    for backend in backends:
+        reason = backend.unavailable_reason()
+        if reason:
+            pytest.skip(f"unavailable: {backend.name}: {reason}")
+        if norm and norm not in backend.norms:
+            pytest.skip(f"not provided: {backend.name} has no {norm}")
     assertions.CURRENT = assertions.Current(
-        request.node.originalname, backend.name, norm, request.config.getoption("--profile")
+        request.node.originalname, name, norm, request.config.getoption("--profile")
     )
 
 
@@ -186,20 +207,19 @@ def _current_property(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
-    params = getattr(item, "callspec", None)
-    if params is None or "backend" not in params.params:
+    if subject(item) is None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         item.config.normspec_records.append(_record(item, report, call))
 
 
 def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo) -> dict:
-    backend: Backend = item.callspec.params["backend"]
-    norm = item.callspec.params.get("norm", "")
+    name, backends, norm = subject(item)
     record = {
         "norm": norm,
-        "backend": backend.name,
+        "backend": name,
         "property": item.originalname,
+        "kind": "differential" if len(backends) > 1 else "single",
         "nodeid": item.nodeid,
         "duration_s": round(report.duration, 4),
     }
@@ -221,7 +241,10 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo)
         record["falsifying_example"] = (
             "\n".join(n for n in notes if n.startswith(("Falsifying", "Draw"))) or None
         )
-        record["reproduction"] = assertions.reproduction()
+        record["reproduction"] = (
+            f"normspec check {' '.join('--backend ' + b.name for b in backends)} --norm {norm} "
+            f"--property {item.originalname} --profile {item.config.getoption('--profile')}"
+        )
     return record
 
 

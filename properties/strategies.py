@@ -335,12 +335,23 @@ def cases(
 
 @st.composite
 def training_cases(
-    draw: st.DrawFn, norm: str, backend: Backend, *, max_size: int = 512
+    draw: st.DrawFn,
+    norm: str,
+    backend: Backend,
+    *,
+    max_size: int = 512,
+    dtypes: tuple[str, ...] | None = None,
+    estimators: tuple[str, ...] | None = None,
+    cumulative_average: bool | None = None,
 ) -> TrainingCase:
     """k in 1..4 training steps with a momentum, a convention and an estimator the backend
-    supports; the batches share their channel count and shape."""
-    dtype = draw(dtypes_for(backend, norm))
+    supports (or those given: the common ground of two backends); the batches share their
+    channel count and shape."""
+    dtype = draw(st.sampled_from(dtypes) if dtypes else dtypes_for(backend, norm))
     conventions = backend.conventions
+    estimators = estimators or conventions.running_var_estimators
+    if cumulative_average is None:
+        cumulative_average = conventions.cumulative_average
     min_rank = 3 if norm == "instance_norm" else 2
     shape = draw(
         channel_shapes(
@@ -356,9 +367,9 @@ def training_cases(
         batches=batches,
         dtype=dtype,
         eps=draw(eps_values(1e-12)),
-        momentum=draw(momenta(conventions.cumulative_average)),
+        momentum=draw(momenta(cumulative_average)),
         momentum_weighs=draw(st.sampled_from(["new", "old"])),
-        running_var_estimator=draw(st.sampled_from(conventions.running_var_estimators)),
+        running_var_estimator=draw(st.sampled_from(estimators)),
         initial_mean=draw(array_recipes(channels, dtype, ("normal",))),
         initial_var=draw(array_recipes(channels, dtype, ("normal",))),
         affine=draw(st.booleans()),

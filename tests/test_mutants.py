@@ -36,21 +36,13 @@ def _mutants() -> list:
 
 
 def run_check(
-    backend: str, norms: tuple[str, ...], properties: tuple[str, ...], report_dir: Path
+    backends: list[str], norms: tuple[str, ...], properties: tuple[str, ...], report_dir: Path
 ) -> tuple[int, dict]:
     """Run `normspec check` as a user would, and return its exit status and JSON report."""
-    command = [
-        sys.executable,
-        "-m",
-        "normspec",
-        "check",
-        "--backend",
-        backend,
-        "--report-dir",
-        str(report_dir),
-        "--profile",
-        "ci",
-    ]
+    command = [sys.executable, "-m", "normspec", "check", "--report-dir", str(report_dir)]
+    command += ["--profile", "ci"]
+    for backend in backends:
+        command += ["--backend", backend]
     for norm in norms:
         command += ["--norm", norm]
     for prop in properties:
@@ -72,13 +64,18 @@ def test_every_property_has_a_mutant_that_makes_it_fail():
 
 @pytest.mark.parametrize(("module", "mutant"), _mutants())
 def test_mutant_is_caught_by_the_property_meant_to_catch_it(module, mutant, tmp_path):
-    """`normspec check` exits 1 and each property in `caught_by` fails on one of `caught_on`."""
+    """`normspec check` exits 1 and each property in `caught_by` fails on one of `caught_on`;
+    a differential property runs the mutant against its healthy twin (`differs_from`, by
+    default the NumPy backend)."""
     backend = mutant()
     reason = backend.unavailable_reason()
     if reason:
         pytest.skip(f"{mutant.__name__}: {reason}")
     name = f"tests.mutants.{module}:{mutant.__name__}"
-    status, report = run_check(name, mutant.caught_on, mutant.caught_by, tmp_path)
+    backends = [name]
+    if any(p.startswith("test_backends_agree") for p in mutant.caught_by):
+        backends.insert(0, getattr(mutant, "differs_from", "numpy"))  # the healthy twin
+    status, report = run_check(backends, mutant.caught_on, mutant.caught_by, tmp_path)
     assert status == 1, f"normspec check exited {status} on {name}:\n{report['_output']}"
     failed = {r["property"] for r in report["results"] if r["status"] == "failed"}
     missed = [p for p in mutant.caught_by if p not in failed]

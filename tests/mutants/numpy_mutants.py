@@ -42,9 +42,12 @@ class EpsAddedToStd(NumpyBackend):
 
 class MomentumConventionFlipped(NumpyBackend):
     """momentum read as the weight of the old value where it weighs the new one, and the
-    reverse. Caught by the momentum recurrence."""
+    reverse. Caught by the momentum recurrence, and against the NumPy backend."""
 
-    caught_by = ("test_running_statistics_follow_the_recurrence",)
+    caught_by = (
+        "test_running_statistics_follow_the_recurrence",
+        "test_backends_agree_on_the_running_statistics",
+    )
     caught_on = ("batch_norm",)
 
     def momentum_factor(self, momentum, weighs, seen):
@@ -93,9 +96,14 @@ class OnePassVariance(NumpyBackend):
 
 class EpsDropped(NumpyBackend):
     """eps is never added: (x - mean) / sqrt(var). Caught by the statistics property, whose
-    expected variance var / (var + eps) differs from 1 when eps is not negligible."""
+    expected variance var / (var + eps) differs from 1 when eps is not negligible, and by
+    differential testing against the NumPy backend."""
 
-    caught_by = ("test_output_has_zero_mean_and_unit_variance",)
+    caught_by = (
+        "test_output_has_zero_mean_and_unit_variance",
+        "test_backends_agree_on_the_forward_output",
+        "test_backends_agree_on_the_vjp",
+    )
     caught_on = ("batch_norm",)
 
     def normalize(self, x, mean, var, eps):

@@ -1,0 +1,141 @@
+"""Differential testing: every pair of backends agrees on the same inputs.
+
+Both backends receive the same call in normspec's vocabulary; their adapters map layouts
+and conventions. They must agree within the sum of their two bounds from the tolerance
+model, each for its own precision; the worst error / bound is recorded per pair, norm and
+dtype. A convention with no common ground (a running variance that is unbiased in one and
+biased in the other) is reported as not provided, and shows in the conventions table.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normspec import reference
+from normspec.reference import Expected
+from normspec.values import NORMS
+from properties import strategies
+from properties.assertions import assert_equal, assert_within, precision
+from properties.helpers import as64, assume_defined, expected_forward
+
+
+def _common_dtypes(pair, norm: str) -> tuple[str, ...]:
+    common = tuple(d for d in strategies.DTYPES if all(b.supports(norm, d) for b in pair))
+    if not common:
+        pytest.skip(f"not provided: {pair[0].name} and {pair[1].name} share no dtype for {norm}")
+    return common
+
+
+def _both_train(pair, norm: str) -> bool:
+    return all(norm in b.trains for b in pair)
+
+
+def _call(pair, norm: str, data):
+    """A call both backends support: a common dtype, and evaluation mode only where both
+    have it."""
+    dtype = data.draw(st.sampled_from(_common_dtypes(pair, norm)), label="dtype")
+    training = True
+    if norm == "batch_norm" or (norm == "instance_norm" and _both_train(pair, norm)):
+        training = data.draw(st.booleans(), label="training")
+    case = data.draw(strategies.cases(norm, pair[0], dtype=dtype, training=training))
+    inputs = case.inputs()
+    assume_defined(norm, inputs)
+    return case, inputs
+
+
+def _name(pair) -> str:
+    return f"{pair[1].name} against {pair[0].name}"
+
+
+@pytest.mark.norms(*NORMS)
+@given(data=st.data())
+def test_backends_agree_on_the_forward_output(backend_pair, norm, data):
+    """|y_a - y_b| <= B_a + B_b elementwise, B each backend's bound against the spec."""
+    first, second = backend_pair
+    case, inputs = _call(backend_pair, norm, data)
+    bound = (
+        expected_forward(first, norm, inputs).bound + expected_forward(second, norm, inputs).bound
+    )
+    assert_within(
+        second.forward(norm, inputs),
+        Expected(as64(first.forward(norm, inputs)), bound),
+        what=f"forward output of {_name(backend_pair)}",
+        case=case,
+        dtype=case.dtype,
+    )
+
+
+@pytest.mark.norms(*NORMS)
+@given(data=st.data())
+def test_backends_agree_on_the_vjp(backend_pair, norm, data):
+    """|dL/dz_a - dL/dz_b| <= B_a + B_b for z = x and the affine parameters."""
+    case, inputs = _call(backend_pair, norm, data)
+    recipe = data.draw(
+        strategies.array_recipes(inputs.x.shape, case.dtype, ("normal",)), label="grad_y"
+    )
+    grad_y = recipe.build().astype(inputs.x.dtype)
+    bounds = [
+        reference.vjp(norm, inputs, as64(grad_y), precision(b, case.dtype)) for b in backend_pair
+    ]
+    grads = [b.vjp(norm, inputs, grad_y) for b in backend_pair]
+    for name in bounds[0]:
+        assert_within(
+            getattr(grads[1], name),
+            Expected(as64(getattr(grads[0], name)), bounds[0][name].bound + bounds[1][name].bound),
+            what=f"dL/d{name} of {_name(backend_pair)}",
+            case=case,
+            dtype=case.dtype,
+        )
+
+
+@pytest.mark.norms("batch_norm", "instance_norm")
+@given(data=st.data())
+def test_backends_agree_on_the_running_statistics(backend_pair, norm, data):
+    """After the same k training steps, running_mean and running_var agree within B_a + B_b,
+    for a momentum, convention and variance estimator both backends support."""
+    first, second = backend_pair
+    if not _both_train(backend_pair, norm):
+        pytest.skip(
+            f"not provided: {first.name} and {second.name} do not both track "
+            f"running statistics for {norm}"
+        )
+    estimators = tuple(
+        e
+        for e in first.conventions.running_var_estimators
+        if e in second.conventions.running_var_estimators
+    )
+    if not estimators:
+        pytest.skip(
+            f"not provided: no common running variance ({first.name}: "
+            f"{first.conventions.running_var_estimators}, {second.name}: "
+            f"{second.conventions.running_var_estimators})"
+        )
+    case = data.draw(
+        strategies.training_cases(
+            norm,
+            first,
+            dtypes=_common_dtypes(backend_pair, norm),
+            estimators=estimators,
+            cumulative_average=all(b.conventions.cumulative_average for b in backend_pair),
+        )
+    )
+    run = case.run()
+    results = [b.train(norm, run) for b in backend_pair]
+    expected = [reference.training(norm, run, precision(b, case.dtype)) for b in backend_pair]
+    assert_equal(
+        results[1].batches_seen,
+        results[0].batches_seen,
+        what=f"batches seen by {_name(backend_pair)}",
+        case=case,
+    )
+    for field in ("running_mean", "running_var"):
+        bound = getattr(expected[0], field).bound + getattr(expected[1], field).bound
+        assert_within(
+            getattr(results[1], field),
+            Expected(as64(getattr(results[0], field)), bound),
+            what=f"{field} of {_name(backend_pair)}",
+            case=case,
+            dtype=case.dtype,
+        )
