@@ -21,8 +21,11 @@ def property_names() -> list[str]:
     names = []
     for path in sorted(PROPERTIES.glob("test_*.py")):
         tree = ast.parse(path.read_text())
-        names += [n.name for n in tree.body
-                  if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+        names += [
+            n.name
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
+        ]
     return names
 
 
@@ -33,37 +36,72 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="normspec",
         description="Property-based verification and differential testing of normalization "
-                    "layers against a float64 executable specification.")
+        "layers against a float64 executable specification.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser(
-        "check", help="run the properties; exit 1 if any fails; write reports",
+        "check",
+        help="run the properties; exit 1 if any fails; write reports",
         description="Run the property suite against the chosen backends and write "
-                    "conformance.md, conformance.json, conventions.md and precision.md. Exit "
-                    "status: 0 all passed (known deviations are strict xfails), 1 a property "
-                    "failed, 2 bad usage or nothing ran.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    check.add_argument("--backend", action="append", default=[], metavar="NAME",
-                       help="backend to check, repeatable: one of " + ", ".join(BUILTIN)
-                       + ", or an external adapter as package.module:attr (default: all "
-                       "built-in; those whose framework is missing are reported as skipped)")
-    check.add_argument("--norm", action="append", default=[], metavar="NAME",
-                       help="norm to check, repeatable: " + ", ".join(NORMS) + " (default: all)")
-    check.add_argument("--property", action="append", default=[], metavar="NAME",
-                       help="property test function to run, repeatable (default: all)")
-    check.add_argument("--profile", default="ci", choices=("ci", "dev", "hunt"),
-                       help="ci: derandomized and fast, for every pull request; dev: random, "
-                            "100 examples; hunt: random, 2000 examples, for long campaigns")
-    check.add_argument("--max-examples", type=int, default=None, metavar="N",
-                       help="examples per property, overriding the profile")
-    check.add_argument("--report-dir", default="reports", metavar="DIR",
-                       help="where the reports are written")
-    check.add_argument("--known-deviations", action="append", default=[], metavar="FILE",
-                       help="an extra TOML file of known deviations (strict xfails), e.g. "
-                            "your own kernels'")
-    check.add_argument("-v", "--verbose", action="store_true",
-                       help="show each property as it runs, and tracebacks")
-    backends = commands.add_parser("backends", help="list the built-in backends and whether "
-                                   "each can run here")
+        "conformance.md, conformance.json, conventions.md and precision.md. Exit "
+        "status: 0 all passed (known deviations are strict xfails), 1 a property "
+        "failed, 2 bad usage or nothing ran.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    check.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="backend to check, repeatable: one of "
+        + ", ".join(BUILTIN)
+        + ", or an external adapter as package.module:attr (default: all "
+        "built-in; those whose framework is missing are reported as skipped)",
+    )
+    check.add_argument(
+        "--norm",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="norm to check, repeatable: " + ", ".join(NORMS) + " (default: all)",
+    )
+    check.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="property test function to run, repeatable (default: all)",
+    )
+    check.add_argument(
+        "--profile",
+        default="ci",
+        choices=("ci", "dev", "hunt"),
+        help="ci: derandomized and fast, for every pull request; dev: random, "
+        "100 examples; hunt: random, 2000 examples, for long campaigns",
+    )
+    check.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per property, overriding the profile",
+    )
+    check.add_argument(
+        "--report-dir", default="reports", metavar="DIR", help="where the reports are written"
+    )
+    check.add_argument(
+        "--known-deviations",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an extra TOML file of known deviations (strict xfails), e.g. your own kernels'",
+    )
+    check.add_argument(
+        "-v", "--verbose", action="store_true", help="show each property as it runs, and tracebacks"
+    )
+    backends = commands.add_parser(
+        "backends", help="list the built-in backends and whether each can run here"
+    )
     backends.set_defaults(command="backends")
     return parser
 
@@ -102,22 +140,28 @@ def check(args: argparse.Namespace) -> int:
     problem = validate(args)
     if problem:
         return _usage_error(problem)
-    request = CheckRequest(backends=tuple(args.backend), norms=tuple(args.norm),
-                           properties=tuple(args.property), profile=args.profile,
-                           max_examples=args.max_examples,
-                           known_deviations=tuple(os.path.abspath(p)
-                                                  for p in args.known_deviations),
-                           verbose=args.verbose)
+    request = CheckRequest(
+        backends=tuple(args.backend),
+        norms=tuple(args.norm),
+        properties=tuple(args.property),
+        profile=args.profile,
+        max_examples=args.max_examples,
+        known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
+        verbose=args.verbose,
+    )
     run = run_properties(request)
     if not run.record.get("results"):
-        return _usage_error(f"no property ran (pytest exit status {run.pytest_exit}); check "
-                            "the selection of backends, norms and properties")
+        return _usage_error(
+            f"no property ran (pytest exit status {run.pytest_exit}); check "
+            "the selection of backends, norms and properties"
+        )
     command = "normspec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = conformance_json(run.record, command, run.seconds)
     paths = write_reports(report, Path(args.report_dir))
     summary = ", ".join(f"{n} {s}" for s, n in report["summary"].items())
-    print(f"normspec: {summary} in {run.seconds:.1f} s; reports: "
-          + ", ".join(str(p) for p in paths))
+    print(
+        f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
+    )
     failed = report["summary"].get("failed", 0) + report["summary"].get("xpassed", 0)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")

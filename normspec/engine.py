@@ -44,10 +44,23 @@ class CheckRun:
 
 def pytest_command(request: CheckRequest, results: Path) -> list[str]:
     """The pytest command line that runs the requested properties and records to `results`."""
-    command = [sys.executable, "-m", "pytest", str(PROPERTIES), "-p", "no:cacheprovider",
-               "--profile", request.profile, "--results", str(results), "-W",
-               "ignore::RuntimeWarning", "--tb=short" if request.verbose else "--tb=no",
-               "-rfX", "-v" if request.verbose else "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(PROPERTIES),
+        "-p",
+        "no:cacheprovider",
+        "--profile",
+        request.profile,
+        "--results",
+        str(results),
+        "-W",
+        "ignore::RuntimeWarning",
+        "--tb=short" if request.verbose else "--tb=no",
+        "-rfX",
+        "-v" if request.verbose else "-q",
+    ]
     for name in request.backends:
         command += ["--backend", name]
     for name in request.norms:
@@ -56,8 +69,8 @@ def pytest_command(request: CheckRequest, results: Path) -> list[str]:
         command += ["--known-deviations", path]
     if request.max_examples is not None:
         command += ["--max-examples", str(request.max_examples)]
-    if request.properties:
-        command += ["-k", " or ".join(request.properties)]
+    for name in request.properties:
+        command += ["--property", name]
     return command + list(request.pytest_args)
 
 

@@ -12,8 +12,14 @@ from pathlib import Path
 from normspec import __version__
 from normspec.values import NORMS
 
-SYMBOL = {"passed": "pass", "failed": "**FAIL**", "xfailed": "xfail (known)",
-          "skipped": "skip", "not provided": "not provided", "xpassed": "**XPASS**"}
+SYMBOL = {
+    "passed": "pass",
+    "failed": "**FAIL**",
+    "xfailed": "xfail (known)",
+    "skipped": "skip",
+    "not provided": "not provided",
+    "xpassed": "**XPASS**",
+}
 
 
 def summarize(results: list[dict]) -> dict[str, int]:
@@ -27,12 +33,19 @@ def summarize(results: list[dict]) -> dict[str, int]:
 def conformance_json(record: dict, command: str, seconds: float) -> dict:
     """The machine-readable report: every result, the conventions and the precision table."""
     results = record.get("results", [])
-    return {"normspec_version": __version__, "created": record.get("created"),
-            "command": command, "profile": record.get("profile"), "seconds": round(seconds, 1),
-            "summary": summarize(results), "backends": record.get("backends", []),
-            "results": results, "conventions": conventions_rows(record),
-            "precision": precision_rows(record),
-            "known_deviations": record.get("known_deviations", [])}
+    return {
+        "normspec_version": __version__,
+        "created": record.get("created"),
+        "command": command,
+        "profile": record.get("profile"),
+        "seconds": round(seconds, 1),
+        "summary": summarize(results),
+        "backends": record.get("backends", []),
+        "results": results,
+        "conventions": conventions_rows(record),
+        "precision": precision_rows(record),
+        "known_deviations": record.get("known_deviations", []),
+    }
 
 
 def precision_rows(record: dict) -> list[dict]:
@@ -50,11 +63,14 @@ def conventions_rows(record: dict) -> list[dict]:
     """One row per convention: the value each backend declared and the value observed."""
     rows: dict[str, dict] = {}
     for entry in record.get("conventions", []):
-        row = rows.setdefault(entry["convention"], {"convention": entry["convention"],
-                                                    "backends": {}})
-        row["backends"][entry["backend"]] = {"declared": entry["declared"],
-                                             "observed": entry["observed"],
-                                             "agrees": entry["agrees"]}
+        row = rows.setdefault(
+            entry["convention"], {"convention": entry["convention"], "backends": {}}
+        )
+        row["backends"][entry["backend"]] = {
+            "declared": entry["declared"],
+            "observed": entry["observed"],
+            "agrees": entry["agrees"],
+        }
     return [rows[k] for k in sorted(rows)]
 
 
@@ -62,36 +78,70 @@ def conformance_markdown(report: dict) -> str:
     """The matrix norm x property x backend, then failures, skips and known deviations."""
     results = report["results"]
     backends = [b["name"] for b in report["backends"]]
-    lines = ["# normspec conformance report", "",
-             f"`{report['command']}`, profile `{report['profile']}`, normspec "
-             f"{report['normspec_version']}, {report['created']}, {report['seconds']} s.", "",
-             "Summary: " + ", ".join(f"{n} {s}" for s, n in report["summary"].items()), "",
-             "| backend | version | layout | status |", "|---|---|---|---|"]
+    lines = [
+        "# normspec conformance report",
+        "",
+        f"`{report['command']}`, profile `{report['profile']}`, normspec "
+        f"{report['normspec_version']}, {report['created']}, {report['seconds']} s.",
+        "",
+        "Summary: " + ", ".join(f"{n} {s}" for s, n in report["summary"].items()),
+        "",
+        "| backend | version | layout | status |",
+        "|---|---|---|---|",
+    ]
     for b in report["backends"]:
         status = f"unavailable: {b['unavailable']}" if b["unavailable"] else "ran"
         lines.append(f"| {b['name']} | {b['version']} | {b['layout']} | {status} |")
-    cells = {(r["norm"], r["property"], r["backend"]): r for r in results}
-    for norm in NORMS:
-        properties = sorted({r["property"] for r in results if r["norm"] == norm})
-        if not properties:
-            continue
-        lines += ["", f"## {norm}", "", "| property | " + " | ".join(backends) + " |",
-                  "|---|" + "---|" * len(backends)]
-        for prop in properties:
-            row = [SYMBOL.get(cells[(norm, prop, b)]["status"], "?")
-                   if (norm, prop, b) in cells else "" for b in backends]
-            lines.append(f"| {prop} | " + " | ".join(row) + " |")
+    single = [r for r in results if r.get("kind", "single") == "single"]
+    pairs = sorted({r["backend"] for r in results if r.get("kind") == "differential"})
+    lines += _matrix(single, backends, "")
+    if pairs:
+        lines += ["", "# Differential: every pair of backends on the same inputs"]
+        lines += _matrix([r for r in results if r.get("kind") == "differential"], pairs, " (pairs)")
     failures = [r for r in results if r["status"] in ("failed", "xpassed")]
     if failures:
         lines += ["", "## Failures", ""]
         for r in failures:
-            lines += [f"### {r['norm']} on {r['backend']}: {r['property']}", "", "```",
-                      r.get("message") or r.get("reason", ""), "```", "",
-                      f"Reproduce: `{r.get('reproduction', '')}`", ""]
+            lines += [
+                f"### {r['norm']} on {r['backend']}: {r['property']}",
+                "",
+                "```",
+                r.get("message") or r.get("reason", ""),
+                "```",
+                "",
+                f"Reproduce: `{r.get('reproduction', '')}`",
+                "",
+            ]
     lines += _reasons(results, "xfailed", "Known deviations (strict xfails)")
     lines += _reasons(results, "skipped", "Skipped")
     lines += _reasons(results, "not provided", "Not provided")
     return "\n".join(lines) + "\n"
+
+
+def _matrix(results: list[dict], columns: list[str], suffix: str) -> list[str]:
+    """One table per norm: a row per property, a column per backend (or pair)."""
+    cells = {(r["norm"], r["property"], r["backend"]): r for r in results}
+    lines = []
+    for norm in NORMS:
+        properties = sorted({r["property"] for r in results if r["norm"] == norm})
+        if not properties:
+            continue
+        lines += [
+            "",
+            f"## {norm}{suffix}",
+            "",
+            "| property | " + " | ".join(columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        for prop in properties:
+            row = [
+                SYMBOL.get(cells[(norm, prop, c)]["status"], "?")
+                if (norm, prop, c) in cells
+                else ""
+                for c in columns
+            ]
+            lines.append(f"| {prop} | " + " | ".join(row) + " |")
+    return lines
 
 
 def _reasons(results: list[dict], status: str, title: str) -> list[str]:
@@ -103,24 +153,33 @@ def _reasons(results: list[dict], status: str, title: str) -> list[str]:
         return []
     lines = ["", f"## {title}", ""]
     for reason, where in sorted(reasons.items()):
-        lines.append(f"- {reason} ({len(where)}: {', '.join(sorted(where)[:6])}"
-                     + (", ..." if len(where) > 6 else "") + ")")
+        lines.append(
+            f"- {reason} ({len(where)}: {', '.join(sorted(where)[:6])}"
+            + (", ..." if len(where) > 6 else "")
+            + ")"
+        )
     return lines
 
 
 def precision_markdown(report: dict) -> str:
     """The precision table: the worst observed error in units of its bound."""
-    lines = ["# Precision: worst error / bound", "",
-             "Each cell is the largest error / bound ratio observed over every comparison of "
-             "the run (<= 1 passes). It tracks how close a backend comes to its derived bound, "
-             "not only whether it stays inside.", "",
-             "| norm | backend | dtype | worst error / bound | where | case |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# Precision: worst error / bound",
+        "",
+        "Each cell is the largest error / bound ratio observed over every comparison of "
+        "the run (<= 1 passes). It tracks how close a backend comes to its derived bound, "
+        "not only whether it stays inside.",
+        "",
+        "| norm | backend | dtype | worst error / bound | where | case |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in report["precision"]:
         case = p["case"].replace("|", "\\|")
-        lines.append(f"| {p['norm']} | {p['backend']} | {p['dtype']} | "
-                     f"{p['worst_error_over_bound']:.3g} | {p['property']}: {p['quantity']} | "
-                     f"`{case}` |")
+        lines.append(
+            f"| {p['norm']} | {p['backend']} | {p['dtype']} | "
+            f"{p['worst_error_over_bound']:.3g} | {p['property']}: {p['quantity']} | "
+            f"`{case}` |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -128,12 +187,17 @@ def conventions_markdown(report: dict) -> str:
     """One row per convention, one column per backend: observed value (declared if it
     differs)."""
     backends = [b["name"] for b in report["backends"] if not b["unavailable"]]
-    lines = ["# Conventions, as observed", "",
-             "Frameworks differ legitimately where the math leaves a choice. Each backend "
-             "declares its conventions; a property observes each one. A difference between "
-             "backends is a finding, not a failure; a declaration the framework does not "
-             "follow is a failure (marked **declared X**).", "",
-             "| convention | " + " | ".join(backends) + " |", "|---|" + "---|" * len(backends)]
+    lines = [
+        "# Conventions, as observed",
+        "",
+        "Frameworks differ legitimately where the math leaves a choice. Each backend "
+        "declares its conventions; a property observes each one. A difference between "
+        "backends is a finding, not a failure; a declaration the framework does not "
+        "follow is a failure (marked **declared X**).",
+        "",
+        "| convention | " + " | ".join(backends) + " |",
+        "|---|" + "---|" * len(backends),
+    ]
     for row in report["conventions"]:
         cells = []
         for b in backends:
@@ -151,10 +215,12 @@ def conventions_markdown(report: dict) -> str:
 def write_reports(report: dict, directory: Path) -> list[Path]:
     """Write conformance.json, conformance.md, precision.md and conventions.md."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = {"conformance.json": json.dumps(report, indent=1, default=str) + "\n",
-             "conformance.md": conformance_markdown(report),
-             "precision.md": precision_markdown(report),
-             "conventions.md": conventions_markdown(report)}
+    files = {
+        "conformance.json": json.dumps(report, indent=1, default=str) + "\n",
+        "conformance.md": conformance_markdown(report),
+        "precision.md": precision_markdown(report),
+        "conventions.md": conventions_markdown(report),
+    }
     paths = []
     for name, text in files.items():
         path = directory / name

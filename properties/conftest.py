@@ -4,6 +4,7 @@ which known deviations, and the machine-readable record of the run.
 Options (all optional):
     --backend NAME        a built-in backend or package.module:attr (repeatable; default: all)
     --norm NAME           restrict to these norms (repeatable; default: all)
+    --property NAME       restrict to these property functions (repeatable; default: all)
     --profile NAME        ci (derandomized, fast), dev, or hunt (long searches)
     --max-examples N      override the profile's number of examples per property
     --known-deviations F  an extra TOML file of known deviations (strict xfails)
@@ -67,6 +68,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         choices=NORMS,
         help="norm to test (repeatable; default: all)",
+    )
+    group.addoption(
+        "--property",
+        action="append",
+        default=[],
+        help="property test function to run (repeatable; default: all)",
     )
     group.addoption("--profile", default="ci", choices=PROFILES, help="Hypothesis profile")
     group.addoption(
@@ -154,6 +161,7 @@ def subject(item: pytest.Item) -> tuple[str, list[Backend], str] | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # a property none of whose norms (or pairs) was selected is not run at all
+    chosen = config.getoption("--property")
     unselected = [
         i
         for i in items
@@ -161,6 +169,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
             for m in i.iter_markers("skip")
         )
+        or (chosen and i.originalname not in chosen)
     ]
     if unselected:
         config.hook.pytest_deselected(items=unselected)

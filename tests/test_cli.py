@@ -1,0 +1,137 @@
+"""`normspec check` as a user meets it: exit statuses, error messages, reports, external
+adapters and frameworks that are not installed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from normspec.cli import main, property_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def normspec(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the command line in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "normspec", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--backend", "nosuch"], "unknown backend 'nosuch'; built-in backends: numpy"),
+        (["--backend", "nosuch.module:Thing"], "cannot import 'nosuch.module'"),
+        (["--backend", "tests.mutants.numpy_mutants:Nothing"], "has no attribute 'Nothing'"),
+        (["--backend", "normspec.values:NORMS"], "not a backends.protocol.Backend"),
+        (["--norm", "batchnorm"], "unknown norm 'batchnorm'; valid norms: batch_norm, layer_norm"),
+        (["--property", "test_nothing"], "unknown property 'test_nothing'; valid properties: "),
+        (["--max-examples", "0"], "--max-examples must be a positive integer"),
+    ],
+)
+def test_bad_arguments_exit_2_and_name_what_is_wrong_and_what_is_allowed(args, says, capsys):
+    assert main(["check", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_check_on_numpy_passes_and_writes_every_report(tmp_path):
+    done = normspec("check", "--backend", "numpy", "--report-dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "conformance.json").read_text())
+    assert report["results"], "no result recorded"
+    assert {r["status"] for r in report["results"]} <= {"passed", "not provided"}
+    for r in report["results"]:
+        assert {"norm", "backend", "property", "status"} <= r.keys()
+    ran = {r["property"] for r in report["results"] if r["status"] == "passed"}
+    assert set(property_names()) - ran <= {p for p in property_names() if "backends_agree" in p}
+    for name in ("conformance.md", "precision.md", "conventions.md"):
+        assert (tmp_path / name).read_text().startswith("# ")
+
+
+def test_an_external_adapter_is_loaded_by_module_and_attribute(tmp_path):
+    """A failing external adapter makes check exit 1 and its report carries the shrunk
+    falsifying example and a one-line reproduction."""
+    done = normspec(
+        "check",
+        "--backend",
+        "tests.mutants.numpy_mutants:EpsDropped",
+        "--norm",
+        "batch_norm",
+        "--property",
+        "test_output_has_zero_mean_and_unit_variance",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    (failure,) = [
+        r
+        for r in json.loads((tmp_path / "conformance.json").read_text())["results"]
+        if r["status"] == "failed"
+    ]
+    assert failure["backend"] == "tests.mutants.numpy_mutants:EpsDropped"
+    assert "Case(norm='batch_norm'" in failure["falsifying_example"]
+    assert failure["reproduction"].startswith(
+        "normspec check --backend tests.mutants.numpy_mutants:EpsDropped --norm batch_norm"
+    )
+    assert "**FAIL**" in (tmp_path / "conformance.md").read_text()
+
+
+def test_a_framework_that_is_not_installed_is_a_skip_with_its_reason(tmp_path):
+    done = normspec(
+        "check",
+        "--backend",
+        "tests.fakes:UninstalledFramework",
+        "--norm",
+        "layer_norm",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "conformance.json").read_text())["results"]
+    assert results and {r["status"] for r in results} == {"skipped"}
+    assert all("imaginary_framework is not installed" in r["reason"] for r in results)
+
+
+def test_a_norm_the_backend_lacks_is_not_provided_rather_than_failed(tmp_path):
+    done = normspec(
+        "check",
+        "--backend",
+        "tests.fakes:LayerNormOnly",
+        "--norm",
+        "group_norm",
+        "--property",
+        "test_forward_agrees_with_the_spec",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = json.loads((tmp_path / "conformance.json").read_text())["results"]
+    assert result["status"] == "not provided"
+
+
+def test_the_ci_profile_gives_the_same_results_on_every_run(tmp_path):
+    runs = []
+    for i in range(2):
+        out = tmp_path / str(i)
+        normspec(
+            "check",
+            "--backend",
+            "tests.mutants.numpy_mutants:OnePassVariance",
+            "--norm",
+            "layer_norm",
+            "--property",
+            "test_forward_agrees_with_the_spec_on_ill_conditioned_input",
+            "--report-dir",
+            str(out),
+        )
+        runs.append(json.loads((out / "conformance.json").read_text())["results"][0])
+    assert runs[0]["message"] == runs[1]["message"]
