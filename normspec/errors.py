@@ -7,6 +7,7 @@ caller never has to read the source to learn what went wrong.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 
@@ -14,9 +15,14 @@ class NormParameterError(ValueError):
     """A normalization was asked for with a parameter outside its domain."""
 
 
+def _is_real(value: object) -> bool:
+    """A real number of any type (Python, NumPy), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_eps(eps: float) -> None:
     """eps must be a finite number >= 0."""
-    if not isinstance(eps, int | float) or isinstance(eps, bool):
+    if not _is_real(eps):
         raise NormParameterError(f"eps must be a real number >= 0, got {eps!r}")
     if not math.isfinite(eps):
         raise NormParameterError(f"eps must be finite, got eps={eps!r}; allowed: 0 <= eps < inf")
@@ -28,7 +34,7 @@ def check_momentum(momentum: float | None) -> None:
     """momentum is None (cumulative average) or a number in [0, 1]."""
     if momentum is None:
         return
-    if not isinstance(momentum, int | float) or not 0.0 <= momentum <= 1.0:
+    if not _is_real(momentum) or not 0.0 <= momentum <= 1.0:
         raise NormParameterError(
             f"momentum must be None (cumulative moving average) or in [0, 1], got {momentum!r}"
         )
@@ -45,7 +51,8 @@ def check_rank(name: str, shape: Sequence[int], minimum: int, maximum: int) -> N
 
 def check_num_groups(num_groups: int, channels: int) -> None:
     """num_groups must be a positive divisor of the channel count."""
-    if not isinstance(num_groups, int) or num_groups < 1 or channels % num_groups != 0:
+    integral = isinstance(num_groups, numbers.Integral) and not isinstance(num_groups, bool)
+    if not integral or num_groups < 1 or channels % num_groups != 0:
         divisors = [g for g in range(1, channels + 1) if channels % g == 0]
         raise NormParameterError(
             f"num_groups must divide the number of channels C={channels}, got "
@@ -88,3 +95,11 @@ def check_param_shape(name: str, param: object, expected: tuple[int, ...]) -> No
     shape = tuple(getattr(param, "shape", ()))
     if shape != expected:
         raise NormParameterError(f"{name} must have shape {expected}, got shape {shape}")
+
+
+def check_nonnegative(name: str, values: object) -> None:
+    """A variance must be >= 0 everywhere."""
+    import numpy as np
+
+    if np.any(np.asarray(values) < 0):
+        raise NormParameterError(f"{name} must be >= 0 everywhere, got min {np.min(values)!r}")

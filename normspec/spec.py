@@ -28,6 +28,7 @@ from normspec.errors import (
     check_dim,
     check_eps,
     check_momentum,
+    check_nonnegative,
     check_normalized_shape,
     check_num_groups,
     check_param_shape,
@@ -89,6 +90,8 @@ def batch_norm_training_vjp(
     """The VJP of `batch_norm_training` (see `core.standardize_vjp`)."""
     x = core.as_float64(x)
     axes, features = _channel_axes(x, "batch_norm", 2)
+    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
+    check_batch_statistics_count(x.size // x.shape[1], x.shape)
     return _standardized_vjp(x, core.as_float64(grad_y), eps, weight, axes, features)
 
 
@@ -109,6 +112,7 @@ def batch_norm_evaluation(
     _, features = _channel_axes(x, "batch_norm", 2)
     check_eps(eps)
     _check_affine(x, weight, bias, (x.shape[1],))
+    _check_running(running_mean, running_var, x.shape[1])
     mean = core.along(running_mean, x.ndim, features)
     var = core.along(running_var, x.ndim, features)
     return core.affine(core.standardize(x, mean, var, eps), weight, bias, features)
@@ -126,6 +130,8 @@ def batch_norm_evaluation_vjp(
     """The VJP of `batch_norm_evaluation`: dL/dx = weight_c * g / sqrt(running_var_c + eps)."""
     x, grad_y = core.as_float64(x), core.as_float64(grad_y)
     _, features = _channel_axes(x, "batch_norm", 2)
+    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
+    _check_running(running_mean, running_var, x.shape[1])
     mean = core.along(running_mean, x.ndim, features)
     inv_std = 1.0 / np.sqrt(core.along(running_var, x.ndim, features) + eps)
     x_hat = (x - mean) * inv_std
@@ -227,6 +233,7 @@ def layer_norm_vjp(
     """The VJP of `layer_norm`."""
     x = core.as_float64(x)
     axes = _trailing(x, normalized_shape)
+    _check_vjp(x, grad_y, eps, weight, tuple(normalized_shape))
     return _standardized_vjp(x, core.as_float64(grad_y), eps, weight, axes, axes)
 
 
@@ -256,6 +263,7 @@ def instance_norm_vjp(
     """The VJP of `instance_norm`."""
     x = core.as_float64(x)
     check_rank("instance_norm", x.shape, 3, 5)
+    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
     return _standardized_vjp(
         x, core.as_float64(grad_y), eps, weight, core.spatial_axes(x.ndim), (1,)
     )
@@ -322,6 +330,7 @@ def group_norm_vjp(
     """The VJP of `group_norm`."""
     x, grad_y = core.as_float64(x), core.as_float64(grad_y)
     grouped = _grouped(x, num_groups)
+    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
     axes = core.all_but(grouped.ndim, (0, 1))
     mean, var = core.moments(grouped, axes)
     inv_std = 1.0 / np.sqrt(var + eps)
@@ -367,6 +376,7 @@ def rms_norm_vjp(
     """
     x, grad_y = core.as_float64(x), core.as_float64(grad_y)
     axes = _trailing(x, normalized_shape)
+    _check_vjp(x, grad_y, eps, weight, tuple(normalized_shape))
     inv_rms = 1.0 / np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
     x_hat = x * inv_rms
     grad_x_hat, grad_weight, _ = core.affine_vjp(x_hat, grad_y, weight, axes)
@@ -412,6 +422,8 @@ def weight_norm_vjp(
     """
     v, g, grad_w = core.as_float64(v), core.as_float64(g), core.as_float64(grad_w)
     axes = _norm_axes(v, dim)
+    check_param_shape("g", g, weight_norm_g_shape(v.shape, dim))
+    check_param_shape("grad_w", grad_w, v.shape)
     norm = np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
     u = v / norm
     grad_g = np.sum(grad_w * u, axis=axes, keepdims=True)
@@ -426,6 +438,20 @@ def _check_affine(
 ) -> None:
     check_param_shape("weight", weight, shape)
     check_param_shape("bias", bias, shape)
+
+
+def _check_vjp(
+    x: np.ndarray, grad_y: np.ndarray, eps: float, weight: np.ndarray | None, shape: tuple[int, ...]
+) -> None:
+    check_eps(eps)
+    check_param_shape("weight", weight, shape)
+    check_param_shape("grad_y", grad_y, x.shape)
+
+
+def _check_running(running_mean: np.ndarray, running_var: np.ndarray, channels: int) -> None:
+    check_param_shape("running_mean", running_mean, (channels,))
+    check_param_shape("running_var", running_var, (channels,))
+    check_nonnegative("running_var", running_var)
 
 
 def _standardized_vjp(

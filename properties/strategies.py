@@ -149,8 +149,8 @@ def _cast(recipe: ArrayRecipe, dtype: str, positive: bool = False) -> np.ndarray
 
 def eps_values(minimum: float = 0.0) -> st.SearchStrategy[float]:
     """eps: the edge values first, then log-uniform over 1e-12 .. 1 (shrinks to 1e-5)."""
-    if minimum < 0:
-        raise NormParameterError(f"minimum eps must be >= 0, got {minimum}")
+    if not 0 <= minimum <= 1:
+        raise NormParameterError(f"minimum eps must be in [0, 1], got {minimum}")
     edges = st.sampled_from([e for e in EPS_EDGES if e >= minimum])
     low = math.log10(max(minimum, 1e-12))
     log_uniform = st.floats(low, 0.0).map(lambda e: float(10.0**e))
@@ -171,14 +171,22 @@ def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
     return st.sampled_from(names)
 
 
-@st.composite
 def array_recipes(
-    draw: st.DrawFn, shape: tuple[int, ...], dtype: str = "float64", kinds: tuple[str, ...] = KINDS
-) -> ArrayRecipe:
-    """An array of `shape` of one of `kinds`, with offsets the dtype can hold."""
+    shape: tuple[int, ...], dtype: str = "float64", kinds: tuple[str, ...] = KINDS
+) -> st.SearchStrategy[ArrayRecipe]:
+    """An array of `shape` of one of `kinds`, with offsets and scales the dtype can hold."""
     unknown = set(kinds) - set(KINDS)
-    if unknown:
+    if unknown or not kinds:
         raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
+    if dtype not in MAX_OFFSET:
+        raise NormParameterError(f"unknown dtype {dtype!r}; allowed: {DTYPES}")
+    return _array_recipes(tuple(shape), dtype, tuple(kinds))
+
+
+@st.composite
+def _array_recipes(
+    draw: st.DrawFn, shape: tuple[int, ...], dtype: str, kinds: tuple[str, ...]
+) -> ArrayRecipe:
     kind = draw(st.sampled_from(kinds))
     seed = draw(st.integers(0, 2**32 - 1))
     limit = MAX_OFFSET[dtype]
