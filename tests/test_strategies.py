@@ -154,9 +154,12 @@ def test_eps_values_respect_their_minimum(data, minimum):
     assert math.isfinite(eps) and eps >= minimum
 
 
-def test_eps_values_rejects_a_negative_minimum():
-    with pytest.raises(NormParameterError, match=r"minimum eps must be >= 0, got -1"):
-        eps_values(-1.0)
+@pytest.mark.parametrize("minimum", [-1.0, 2.0])
+def test_eps_values_rejects_a_minimum_outside_0_to_1(minimum):
+    with pytest.raises(
+        NormParameterError, match=rf"minimum eps must be in \[0, 1\], got {minimum}"
+    ):
+        eps_values(minimum)
 
 
 @pytest.mark.parametrize("norm", NORMS)
