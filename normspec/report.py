@@ -44,8 +44,27 @@ def conformance_json(record: dict, command: str, seconds: float) -> dict:
         "results": results,
         "conventions": conventions_rows(record),
         "precision": precision_rows(record),
+        "throughput": throughput_rows(record),
         "known_deviations": record.get("known_deviations", []),
     }
+
+
+def throughput_rows(record: dict) -> list[dict]:
+    """Examples checked per second by each backend (or pair), over the properties it ran."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for r in record.get("results", []):
+        if r["status"] in ("passed", "failed", "xfailed") and r.get("examples"):
+            totals[r["backend"]][0] += r["examples"]
+            totals[r["backend"]][1] += r["duration_s"]
+    return [
+        {
+            "backend": b,
+            "examples": n,
+            "seconds": round(t, 2),
+            "examples_per_second": round(n / t, 1) if t else None,
+        }
+        for b, (n, t) in sorted(totals.items())
+    ]
 
 
 def precision_rows(record: dict) -> list[dict]:
@@ -98,6 +117,20 @@ def conformance_markdown(report: dict) -> str:
     if pairs:
         lines += ["", "# Differential: every pair of backends on the same inputs"]
         lines += _matrix([r for r in results if r.get("kind") == "differential"], pairs, " (pairs)")
+    if report.get("throughput"):
+        lines += [
+            "",
+            "## Throughput",
+            "",
+            "Examples checked per second, property code and the oracle included, on this machine.",
+            "",
+            "| backend | examples | seconds | examples / s |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t['backend']} | {t['examples']} | {t['seconds']} | {t['examples_per_second']} |"
+            for t in report["throughput"]
+        ]
     failures = [r for r in results if r["status"] in ("failed", "xpassed")]
     if failures:
         lines += ["", "## Failures", ""]

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, settings
 from backends.protocol import Backend
 from backends.registry import BUILTIN, load_backend
 from normspec.values import NORMS
-from properties import assertions, observations
+from properties import assertions, observations, strategies
 
 KNOWN_DEVIATIONS = Path(__file__).with_name("known_deviations.toml")
 PROFILES = ("ci", "dev", "hunt")
@@ -207,6 +207,7 @@ def _current_property(request: pytest.FixtureRequest) -> None:
             pytest.skip(f"unavailable: {backend.name}: {reason}")
         if norm and norm not in backend.norms:
             pytest.skip(f"not provided: {backend.name} has no {norm}")
+    strategies.DRAWN["cases"] = 0
     assertions.CURRENT = assertions.Current(
         request.node.originalname, name, norm, request.config.getoption("--profile")
     )
@@ -231,6 +232,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo)
         "kind": "differential" if len(backends) > 1 else "single",
         "nodeid": item.nodeid,
         "duration_s": round(report.duration, 4),
+        "examples": strategies.DRAWN["cases"],
     }
     if hasattr(report, "wasxfail"):
         status = "xfailed" if report.skipped else "failed"

@@ -26,6 +26,10 @@ from backends.protocol import Backend, NormInputs, TrainingRun
 from normspec.errors import NormParameterError
 from normspec.spec import weight_norm_g_shape
 
+#: How many cases the strategies have drawn: one per example a property runs, so that the
+#: report can say how many examples per second each backend sustains.
+DRAWN = {"cases": 0}
+
 KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 EPS_EDGES = (1e-5, 1e-3, 0.0, 1e-12, 1.0, 0.1)
@@ -279,6 +283,7 @@ def cases(
     layer_norm/rms_norm), as affine recovery needs. training=False draws running statistics
     (batch_norm, instance_norm). min_eps > 0 keeps zero-variance sets finite.
     """
+    DRAWN["cases"] += 1
     dtype = dtype or draw(dtypes_for(backend, norm))
     eps = draw(eps_values(min_eps))
     if eps == 0.0:  # 0/0 is a convention, not a number: see the conventions property
@@ -355,6 +360,7 @@ def training_cases(
     """k in 1..4 training steps with a momentum, a convention and an estimator the backend
     supports (or those given: the common ground of two backends); the batches share their
     channel count and shape."""
+    DRAWN["cases"] += 1
     dtype = draw(st.sampled_from(dtypes) if dtypes else dtypes_for(backend, norm))
     conventions = backend.conventions
     estimators = estimators or conventions.running_var_estimators
