@@ -11,8 +11,17 @@ import abc
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis.errors import UnsatisfiedAssumption
 
 from normspec.values import NORMS, Gradients, MomentumWeighs, VarianceEstimator
+
+
+class Refused(UnsatisfiedAssumption):
+    """The framework refuses this input by a documented restriction (say, eps = 0 in
+    PyTorch's training-mode BatchNorm). Adapters raise it only for restrictions their
+    Conventions.notes declare. Inside a property it discards the example, as
+    hypothesis.assume does, so a declared restriction never reads as a failure; a property
+    whose every example is refused still fails, as unsatisfiable."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,9 @@ class TrainingResult:
 class Conventions:
     """What a framework chose where the math leaves a choice. Data, verified by a property.
 
-    default_eps: the eps each norm uses when none is given (None where the norm is absent
-        or derives eps from the dtype).
+    default_eps: the eps each norm uses when none is given: a number, "finfo" for the machine
+        epsilon of the accumulation dtype, or None where there is no default (eps required,
+        or the norm has no eps).
     momentum_weighs: "new" if momentum is the weight of the new batch statistic (PyTorch),
         "old" if it is the weight of the old running value (Keras).
     default_momentum: the momentum used when none is given.
@@ -82,19 +92,25 @@ class Conventions:
         or "channels_last" (N, ..., C)); the adapter transposes to and from it.
     default_affine: whether the layers have a learnable weight and bias by default.
     zero_variance_zero_eps: what a constant slice gives with eps = 0: "nan" (0/0), "zero"
-        or "error".
+        or "refused"; one value for every norm, or a value per norm.
     notes: anything else a reader of the conventions table should know, by topic.
     """
 
-    default_eps: dict[str, float | None]
+    default_eps: dict[str, float | str | None]
     momentum_weighs: MomentumWeighs
     default_momentum: float | None
     running_var_estimators: tuple[VarianceEstimator, ...]
     cumulative_average: bool
     layout: str
     default_affine: bool
-    zero_variance_zero_eps: str
+    zero_variance_zero_eps: str | dict[str, str]
     notes: dict[str, str] = field(default_factory=dict)
+
+    def zero_variance(self, norm: str) -> str:
+        """What a constant slice of `norm` gives with eps = 0."""
+        if isinstance(self.zero_variance_zero_eps, str):
+            return self.zero_variance_zero_eps
+        return self.zero_variance_zero_eps[norm]
 
 
 class Backend(abc.ABC):
@@ -121,6 +137,11 @@ class Backend(abc.ABC):
     def accumulation_dtype(self, dtype: str) -> str:
         """The dtype the backend accumulates reductions in for inputs of `dtype`."""
         return dtype
+
+    def statistics_dtype(self, dtype: str, norm: str) -> str:
+        """The dtype the backend holds computed statistics (mean, 1/sigma, ||v||) in, for
+        inputs of `dtype`: the accumulation dtype unless it rounds them to another."""
+        return self.accumulation_dtype(dtype)
 
     def version(self) -> str:
         """The version of the framework under test."""

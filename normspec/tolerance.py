@@ -15,10 +15,13 @@ division by n and one for the subtraction x - mean (first order, n u << 1).
 
 Standardization with batch statistics (batch, layer, instance, group norm):
 
-    |d mean|         <= gamma * M
+    |d mean|         <= gamma * M + u_stat |mean|
     |d var|          <= gamma * (var + 2 M sqrt(var)) + (gamma M)^2
-    |d sigma| / sigma <= |d var| / (2 sigma^2) + 2 u
-    |d x_hat_i|      <= gamma * M / sigma + |x_hat_i| * (|d sigma| / sigma + 2 u)
+    |d sigma| / sigma <= |d var| / (2 sigma^2) + 2 u + u_stat
+    |d x_hat_i|      <= |d mean| / sigma + |x_hat_i| * (|d sigma| / sigma + 2 u)
+
+where u_stat is the unit roundoff of the dtype the backend holds its statistics in once
+computed (the accumulation dtype, unless the backend rounds them to the storage dtype).
 
 The variance bound covers the two-pass algorithm (error gamma * var + d_mean^2), Welford's
 update and shifted sums (the cross term 2 gamma M sqrt(var)). The ratio M / sigma is the
@@ -87,10 +90,24 @@ _OPERATIONS_PER_OUTPUT = 8
 
 @dataclass(frozen=True)
 class Precision:
-    """The dtype a backend stores results in and the dtype it accumulates reductions in."""
+    """The dtype a backend stores results in, the dtype it accumulates reductions in, and the
+    dtype it holds computed statistics in (mean, 1/sigma, ||v||) before applying them: a
+    backend may reduce in float32 yet round the statistics to float16 (PyTorch's half-precision
+    layers do), which costs u_stat * (|mean| / sigma + |x_hat|) more."""
 
     storage: str
     accumulation: str
+    statistics: str = ""
+
+    @property
+    def eta_stat(self) -> float:
+        """The absolute error of a statistic held in the statistics dtype that underflows."""
+        return SMALLEST_SUBNORMAL[self.statistics or self.accumulation] / 2
+
+    @property
+    def u_stat(self) -> float:
+        """The unit roundoff of the statistics dtype (the accumulation dtype by default)."""
+        return UNIT_ROUNDOFF[self.statistics or self.accumulation] + ORACLE_U
 
     @property
     def u(self) -> float:
@@ -138,9 +155,10 @@ def standardized(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision)
     m = np.max(np.abs(x), axis=axes, keepdims=True)
     gamma = p.gamma(n)
     var_error = gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2
-    sigma_rel = var_error / (2 * sigma**2) + 2 * p.u
+    sigma_rel = var_error / (2 * sigma**2) + 2 * p.u + p.u_stat
     x_hat = (x - mean) / sigma
-    x_hat_error = gamma * m / sigma + np.abs(x_hat) * (sigma_rel + 2 * p.u)
+    mean_error = gamma * m + p.u_stat * np.abs(mean)
+    x_hat_error = mean_error / sigma + np.abs(x_hat) * (sigma_rel + 2 * p.u)
     return Standardized(x_hat, 1 / sigma, x_hat_error, sigma_rel)
 
 
@@ -149,12 +167,14 @@ def fixed_statistics(
 ) -> Standardized:
     """x_hat = (x - mean) / sqrt(var + eps) with given (running) statistics: no reduction.
 
-    |d x_hat_i| <= 2 u (|x_i| + |mean|) / sigma + 3 u |x_hat_i|,  |d sigma| / sigma <= 2 u
+    |d x_hat_i| <= 2 u (|x_i| + |mean|) / sigma + (3 u + u_stat) |x_hat_i|,
+    |d sigma| / sigma <= 2 u + u_stat
     """
     sigma = np.sqrt(var + eps)
     x_hat = (x - mean) / sigma
-    error = 2 * p.u * (np.abs(x) + np.abs(mean)) / sigma + 3 * p.u * np.abs(x_hat)
-    return Standardized(x_hat, 1 / sigma, error, np.full_like(sigma, 2 * p.u))
+    sigma_rel = 2 * p.u + p.u_stat
+    error = 2 * p.u * (np.abs(x) + np.abs(mean)) / sigma + (p.u + sigma_rel) * np.abs(x_hat)
+    return Standardized(x_hat, 1 / sigma, error, np.full_like(sigma, sigma_rel))
 
 
 def affine_bound(
@@ -202,9 +222,12 @@ def parameter_grad_bounds(
 
     |d dw| <= gamma_m sum|grad_y x_hat| + sum(|grad_y| |d x_hat|) + u_out |dw|
     |d db| <= gamma_m sum|grad_y| + u_out |db|
+
+    with gamma_m = (m + 2) max(u, u_stat): a backend may hold these sums over the batch in
+    its statistics dtype.
     """
     m = int(np.prod([grad_y.shape[a] for a in other_axes]))
-    gamma = p.gamma(m)
+    gamma = (m + 2) * max(p.u, p.u_stat)  # partial sums may be held in the statistics dtype
     total = lambda a: np.sum(a, axis=other_axes)
     dw = total(grad_y * s.x_hat)
     db = total(grad_y)
@@ -219,11 +242,11 @@ def parameter_grad_bounds(
 def rms_scaled(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision) -> Standardized:
     """x_hat = x / sqrt(mean_S x^2 + eps): a sum of positive terms, so no cancellation.
 
-    |d r| / r <= gamma / 2 + u,   |d x_hat_i| <= |x_hat_i| (gamma / 2 + 2 u)
+    |d r| / r <= gamma / 2 + u + u_stat,   |d x_hat_i| <= |x_hat_i| (gamma / 2 + 2 u + u_stat)
     """
     n = int(np.prod([x.shape[a] for a in axes]))
     r = np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
-    rel = p.gamma(n) / 2 + p.u
+    rel = p.gamma(n) / 2 + p.u + p.u_stat
     x_hat = x / r
     return Standardized(x_hat, 1 / r, np.abs(x_hat) * (rel + p.u), np.broadcast_to(rel, r.shape))
 
@@ -247,20 +270,24 @@ def rms_vjp_bound(
 def weight_norm_bounds(
     v: np.ndarray, g: np.ndarray, axes: tuple[int, ...], p: Precision
 ) -> tuple[np.ndarray, np.ndarray]:
-    """w = g v / ||v|| and its bound |d w_i| <= |w_i| (gamma / 2 + 3 u + u_out)."""
+    """w = g v / ||v|| and its bound |d w_i| <= |w_i| (gamma / 2 + 3 u + u_stat + u_out)
+    + eta_stat (|v_i| + |g|): g / ||v|| held in the statistics dtype may underflow."""
     n = int(np.prod([v.shape[a] for a in axes]))
     w = g * v / np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
-    return w, np.abs(w) * (p.gamma(n) / 2 + 3 * p.u + p.u_out)
+    bound = np.abs(w) * (p.gamma(n) / 2 + 3 * p.u + p.u_stat + p.u_out)
+    return w, bound + p.eta_stat * (np.abs(v) + np.abs(g))
 
 
 def weight_norm_vjp_bounds(
     v: np.ndarray, g: np.ndarray, grad_w: np.ndarray, axes: tuple[int, ...], p: Precision
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of dg = sum(grad_w * v/||v||) and dv = (g/||v||)(grad_w - (v/||v||) dg).
+    """Bounds of dg = sum(grad_w * v/||v||) and dv = (g/||v||)(grad_w - (v/||v||) dg), with
+    ||v|| and v/||v|| held in the statistics dtype:
 
-    |d dg| <= gamma sum|grad_w v/||v||| + |dg| (gamma / 2 + 2 u),
-    |d dv_i| <= |g|/||v|| (2 u |grad_w_i| + |v_i|/||v|| |d dg| + 3 u |v_i dg| / ||v||)
-               + |dv_i| (gamma / 2 + 2 u)      (each plus u_out times the result)
+    |d dg| <= gamma sum|grad_w v/||v||| + |dg| (gamma / 2 + 2 u + u_stat),
+    |d dv_i| <= |g|/||v|| ((2 u + u_stat) |grad_w_i| + |v_i|/||v|| |d dg|
+                           + (3 u + 2 u_stat) |v_i dg| / ||v||)
+               + |dv_i| (gamma / 2 + 2 u + u_stat)      (each plus u_out times the result)
     """
     n = int(np.prod([v.shape[a] for a in axes]))
     gamma = p.gamma(n)
@@ -268,12 +295,15 @@ def weight_norm_vjp_bounds(
     direction = v / norm
     dg = np.sum(grad_w * direction, axis=axes, keepdims=True)
     dv = g / norm * (grad_w - direction * dg)
+    stat = 2 * p.u + p.u_stat
     dg_error = gamma * np.sum(np.abs(grad_w * direction), axis=axes, keepdims=True) + np.abs(dg) * (
-        gamma / 2 + 2 * p.u
+        gamma / 2 + stat
     )
     dv_bound = np.abs(g) / norm * (
-        2 * p.u * np.abs(grad_w) + np.abs(direction) * dg_error + 3 * p.u * np.abs(direction * dg)
-    ) + np.abs(dv) * (gamma / 2 + 2 * p.u + p.u_out)
+        stat * np.abs(grad_w)
+        + np.abs(direction) * dg_error
+        + (3 * p.u + 2 * p.u_stat) * np.abs(direction * dg)
+    ) + np.abs(dv) * (gamma / 2 + stat + p.u_out)
     return dv_bound, dg_error + p.u_out * np.abs(dg)
 
 
@@ -283,9 +313,11 @@ def batch_statistics_bounds(
     """Bounds of a batch's mean and biased variance, per pooled set (see the module text)."""
     n = int(np.prod([x.shape[a] for a in axes]))
     gamma = p.gamma(n)
-    _, var = core.moments(x, axes)
+    mean, var = core.moments(x, axes)
     m = np.max(np.abs(x), axis=axes, keepdims=True)
-    return gamma * m, gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2
+    mean_error = gamma * m + p.u_stat * np.abs(mean)
+    var_error = gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2 + p.u_stat * var
+    return mean_error, var_error
 
 
 def running_update_bound(
@@ -298,13 +330,18 @@ def running_update_bound(
 ) -> np.ndarray:
     """The bound of new = (1 - a) old + a statistic, stored in the storage dtype.
 
-    |d new| <= (1 - a) |d old| + a |d statistic| + 3 u (|(1 - a) old| + |a statistic|)
-               + u_out |new|
+    |d new| <= (1 - a) |d old| + a |d statistic|
+               + 3 max(u, u_stat) (|(1 - a) old| + |a statistic|)
+               + u_stat (|old| + |statistic|) + u_out |new|
+
+    (the running statistics may be held, and updated, in the statistics dtype, where the
+    factors a and 1 - a themselves round: |d a| <= u_stat).
     """
     new = (1 - a) * old + a * statistic
     return (
         (1 - a) * old_error
         + a * statistic_error
-        + 3 * p.u * (np.abs((1 - a) * old) + np.abs(a * statistic))
+        + 3 * max(p.u, p.u_stat) * (np.abs((1 - a) * old) + np.abs(a * statistic))
+        + p.u_stat * (np.abs(old) + np.abs(statistic))
         + p.u_out * np.abs(new)
     )

@@ -35,9 +35,15 @@ CURRENT = Current(property="?", backend="?", norm="?")
 PRECISION: dict[tuple[str, str, str, str, str], dict] = {}
 
 
-def precision(backend: Backend, dtype: str) -> Precision:
-    """The storage and accumulation dtypes of `backend` for inputs of `dtype`."""
-    return Precision(storage=dtype, accumulation=backend.accumulation_dtype(dtype))
+def precision(backend: Backend, dtype: str, norm: str | None = None) -> Precision:
+    """The storage, accumulation and statistics dtypes of `backend` for `norm` (by default
+    the current property's) on inputs of `dtype`."""
+    norm = norm or CURRENT.norm
+    return Precision(
+        storage=dtype,
+        accumulation=backend.accumulation_dtype(dtype),
+        statistics=backend.statistics_dtype(dtype, norm),
+    )
 
 
 def reproduction() -> str:

@@ -180,18 +180,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         name, _, norm = found
         for deviation in config.normspec_deviations:
-            if (deviation["backend"], deviation["norm"], deviation["property"]) == (
-                name,
-                norm,
-                item.originalname,
+            if (
+                name in _listed(deviation["backend"])
+                and norm in _listed(deviation["norm"])
+                and item.originalname in _listed(deviation["property"])
             ):
                 item.add_marker(
                     pytest.mark.xfail(
-                        strict=True,
+                        # the ci profile is derandomized, so a listed failure must recur:
+                        # its passing means a fix; random profiles may miss the failing input
+                        strict=config.getoption("--profile") == "ci",
                         reason=f"known deviation: {deviation['reason']} "
                         f"(reproduction: {deviation['reproduction']})",
                     )
                 )
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    """A deviation names one backend, norm or property, or a list of them."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 @pytest.fixture(autouse=True)

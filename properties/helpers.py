@@ -22,7 +22,7 @@ ETA64 = SMALLEST_SUBNORMAL["float64"]
 
 def expected_forward(backend: Backend, norm: str, inputs: NormInputs) -> Expected:
     """The spec's output for this call and the bound for this backend's precision."""
-    return reference.forward(norm, inputs, precision(backend, inputs.x.dtype.name))
+    return reference.forward(norm, inputs, precision(backend, inputs.x.dtype.name, norm))
 
 
 def as64(a: np.ndarray) -> np.ndarray:
@@ -57,8 +57,8 @@ def require_training(backend: Backend, norm: str) -> None:
 def assume_defined(norm: str, inputs: NormInputs) -> None:
     """Discard a case whose rounded input has a pooled set with var + eps = 0: its output is
     0/0, a convention of the backend (checked by the conventions properties), not a number."""
-    if norm == "weight_norm" or inputs.eps > 0:
-        return
+    if norm == "weight_norm" or inputs.eps >= SMALLEST_SUBNORMAL[inputs.x.dtype.name]:
+        return  # an eps the input's dtype cannot hold is 0 to a backend that rounds to it
     view, axes = reference.pooled_sets(norm, inputs)
     if axes is None:
         return
