@@ -15,13 +15,16 @@ division by n and one for the subtraction x - mean (first order, n u << 1).
 
 Standardization with batch statistics (batch, layer, instance, group norm):
 
-    |d mean|         <= gamma * M + u_stat |mean|
-    |d var|          <= gamma * (var + 2 M sqrt(var)) + (gamma M)^2
+    |d mean|         <= gamma * M + u_stat |mean| + eta + eta_stat
+    |d var|          <= gamma * (var + 2 M sqrt(var)) + (gamma M)^2 + 3 eta + eta_stat
     |d sigma| / sigma <= |d var| / (2 sigma^2) + 2 u + u_stat
     |d x_hat_i|      <= |d mean| / sigma + |x_hat_i| * (|d sigma| / sigma + 2 u)
 
 where u_stat is the unit roundoff of the dtype the backend holds its statistics in once
-computed (the accumulation dtype, unless the backend rounds them to the storage dtype).
+computed (the accumulation dtype, unless the backend rounds them to the storage dtype), and
+eta and eta_stat the absolute errors of underflow in those dtypes (see Underflow below): the
+squares, their mean and the division each underflow once, and the stored statistic once. A
+float16 variance below 6e-5 is subnormal and keeps only its absolute precision.
 
 The variance bound covers the two-pass algorithm (error gamma * var + d_mean^2), Welford's
 update and shifted sums (the cross term 2 gamma M sqrt(var)). The ratio M / sigma is the
@@ -100,6 +103,11 @@ class Precision:
     statistics: str = ""
 
     @property
+    def eta(self) -> float:
+        """The absolute error of one accumulation-dtype operation whose result underflows."""
+        return SMALLEST_SUBNORMAL[self.accumulation] / 2
+
+    @property
     def eta_stat(self) -> float:
         """The absolute error of a statistic held in the statistics dtype that underflows."""
         return SMALLEST_SUBNORMAL[self.statistics or self.accumulation] / 2
@@ -154,10 +162,10 @@ def standardized(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision)
     sigma = np.sqrt(var + eps)
     m = np.max(np.abs(x), axis=axes, keepdims=True)
     gamma = p.gamma(n)
-    var_error = gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2
+    var_error = gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2 + 3 * p.eta + p.eta_stat
     sigma_rel = var_error / (2 * sigma**2) + 2 * p.u + p.u_stat
     x_hat = (x - mean) / sigma
-    mean_error = gamma * m + p.u_stat * np.abs(mean)
+    mean_error = gamma * m + p.u_stat * np.abs(mean) + p.eta + p.eta_stat
     x_hat_error = mean_error / sigma + np.abs(x_hat) * (sigma_rel + 2 * p.u)
     return Standardized(x_hat, 1 / sigma, x_hat_error, sigma_rel)
 
@@ -192,10 +200,12 @@ def standardized_vjp_bound(
 ) -> np.ndarray:
     """The bound of dx = (1/sigma)(g - mean_S g - x_hat mean_S(g x_hat)), g = w * grad_y.
 
-    With m1 = mean_S g, m2 = mean_S(g x_hat):
-        B_i = (1/sigma) [gamma mean|g| + |d x_hat_i| |m2| + |x_hat_i| (gamma mean|g x_hat|
-              + mean(|g| |d x_hat|)) + 4 u (|g_i| + |m1| + |x_hat_i m2|)]
-              + |dx_i| |d sigma| / sigma + u_out |dx_i|
+    With m1 = mean_S g, m2 = mean_S(g x_hat) and d m2 = gamma mean|g x_hat| + mean(|g| |d x_hat|):
+        B_i = (1/sigma) [gamma mean|g| + |d x_hat_i| |m2| + (|x_hat_i| + |d x_hat_i|) |d m2|
+              + 4 u (|g_i| + |m1| + |x_hat_i m2|)] + |dx_i| |d sigma| / sigma + u_out |dx_i|
+    The product |d x_hat_i| |d m2| is second order, but not negligible: on ill-conditioned
+    input (M / sigma ~ 1 / u) d x_hat reaches 1e-2 while x_hat may be 0 (a constant set),
+    and then the computed x_hat_i times the error of m2 is the leading term.
     With fixed statistics (axes None) dx = g / sigma and only the last two terms and 4 u |g_i|
     remain.
     """
@@ -209,7 +219,7 @@ def standardized_vjp_bound(
     inner = (
         gamma * mean(np.abs(g))
         + s.x_hat_error * np.abs(m2)
-        + np.abs(s.x_hat) * m2_error
+        + (np.abs(s.x_hat) + s.x_hat_error) * m2_error
         + 4 * p.u * (np.abs(g) + np.abs(m1) + np.abs(s.x_hat * m2))
     )
     return s.inv_sigma * inner + np.abs(grad_x) * (s.sigma_rel_error + p.u_out)
@@ -242,11 +252,13 @@ def parameter_grad_bounds(
 def rms_scaled(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision) -> Standardized:
     """x_hat = x / sqrt(mean_S x^2 + eps): a sum of positive terms, so no cancellation.
 
-    |d r| / r <= gamma / 2 + u + u_stat,   |d x_hat_i| <= |x_hat_i| (gamma / 2 + 2 u + u_stat)
+    |d r| / r <= gamma / 2 + u + u_stat + (2 eta + eta_stat) / (2 r^2),
+    |d x_hat_i| <= |x_hat_i| (|d r| / r + u)
+    (the underflow of the squares, of their mean and of the stored statistic).
     """
     n = int(np.prod([x.shape[a] for a in axes]))
     r = np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
-    rel = p.gamma(n) / 2 + p.u + p.u_stat
+    rel = p.gamma(n) / 2 + p.u + p.u_stat + (2 * p.eta + p.eta_stat) / (2 * r**2)
     x_hat = x / r
     return Standardized(x_hat, 1 / r, np.abs(x_hat) * (rel + p.u), np.broadcast_to(rel, r.shape))
 

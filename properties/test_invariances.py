@@ -60,6 +60,7 @@ def test_output_is_invariant_to_positive_scaling(backend, norm, data):
     scaled = replace(inputs, x=(as64(inputs.x) * a).astype(inputs.x.dtype), eps=case.eps * a * a)
     assume(np.array_equal(as64(scaled.x) / a, as64(inputs.x)))
     assume_defined(norm, inputs)
+    assume_defined(norm, scaled)  # eps a^2 may be too small for the dtype to hold
     before, after = expected_forward(backend, norm, inputs), expected_forward(backend, norm, scaled)
     assert_within(
         backend.forward(norm, scaled),
