@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "torch-cuda": "backends.torch_backend:TorchCudaBackend",
     "tensorflow": "backends.tensorflow_backend:KerasBackend",
     "tensorflow-nn": "backends.tensorflow_backend:TfNnBackend",
+    "tensorflow-fused": "backends.tensorflow_backend:TfFusedBackend",
 }
 
 

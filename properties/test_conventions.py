@@ -86,9 +86,16 @@ def test_default_eps_is_as_declared(backend, norm):
     )
 
 
+#: The probe of a backend that has no default momentum (tf.nn): a != 1 - a, so the weight
+#: measured tells the two meanings apart; and the eps it is run with.
+PROBE_MOMENTUM = 0.3
+PROBE_EPS = 1e-5
+
+
 class DefaultStep(NamedTuple):
-    """One default training step and what it reveals: a, the weight of the new statistic, and
-    c, the factor applied to the biased batch variance."""
+    """One training step with the framework's defaults and what it reveals: a, the weight of
+    the new statistic, and c, the factor applied to the biased batch variance. `momentum` and
+    `eps` are the ones the step ran with: the defaults, or the probe's where there are none."""
 
     batch: np.ndarray
     mean0: np.ndarray
@@ -97,21 +104,37 @@ class DefaultStep(NamedTuple):
     a: float
     bessel: float
     dtype: str
+    momentum: float | None
+    eps: float
 
 
 def _one_default_step(backend) -> DefaultStep:
-    """One training step with the framework's defaults from known running statistics:
-    2 values per channel, so that the Bessel factor n / (n - 1) is 2."""
+    """One training step from known running statistics, with the framework's defaults; a
+    backend without defaults (eps and momentum required) is given the probe's momentum in its
+    own declared meaning, untranslated. 2 values per channel, so that the Bessel factor
+    n / (n - 1) is 2."""
     dtype = _probe_dtype(backend)
+    c = backend.conventions
     rng = np.random.default_rng(7)
     batch = rng.normal(3.0, 2.0, (2, 3)).astype(numpy_dtype(dtype))
     mean0 = np.full(3, 0.5, dtype=numpy_dtype(dtype))
     var0 = np.full(3, 2.0, dtype=numpy_dtype(dtype))
-    result = backend.train_with_defaults("batch_norm", (batch,), mean0, var0)
+    eps = _declared_eps(backend, "batch_norm", dtype)
+    if eps is None:
+        momentum, eps = PROBE_MOMENTUM, PROBE_EPS
+        run = TrainingRun(
+            (batch,), eps, momentum, c.momentum_weighs, c.running_var_estimators[0], mean0, var0
+        )
+        result = backend.train("batch_norm", run)
+    else:
+        momentum = c.default_momentum
+        result = backend.train_with_defaults("batch_norm", (batch,), mean0, var0)
     x = as64(batch)
     a = (as64(result.running_mean) - 0.5) / (x.mean(axis=0) - 0.5)
     bessel = (as64(result.running_var) - (1 - a) * 2.0) / (a * x.var(axis=0))
-    return DefaultStep(batch, mean0, var0, result, float(np.mean(a)), float(np.mean(bessel)), dtype)
+    return DefaultStep(
+        batch, mean0, var0, result, float(np.mean(a)), float(np.mean(bessel)), dtype, momentum, eps
+    )
 
 
 @pytest.mark.norms("batch_norm")
@@ -119,32 +142,41 @@ def test_momentum_is_as_declared(backend, norm):
     """The weight a of the new batch statistic in one default training step, measured as
     a = (running_mean_1 - running_mean_0) / (batch_mean - running_mean_0), is the declared
     momentum m if momentum weighs the new statistic and 1 - m if it weighs the old value; the
-    running statistics follow the recurrence with the declared defaults."""
+    running statistics follow the recurrence with the declared defaults. A backend with no
+    default momentum is probed with m = PROBE_MOMENTUM, passed as it is."""
     require_training(backend, norm)
     step = _one_default_step(backend)
     batch, a, dtype = step.batch, step.a, step.dtype
     c = backend.conventions
-    m = c.default_momentum
+    m = step.momentum
+    no_default = c.default_momentum is None and not c.cumulative_average
     meaning = "new" if m is None or np.isclose(a, m) else "old" if np.isclose(a, 1 - m) else "?"
     observe(backend.name, "momentum weighs", c.momentum_weighs, meaning)
-    observe(
-        backend.name,
-        "default momentum",
-        c.default_momentum,
-        f"{a:.3g}" if meaning == "new" else f"{1 - a:.3g}",
-    )
-    observe(
-        backend.name,
-        "weight of the new batch statistic per default step",
-        "1 / t" if m is None else (m if c.momentum_weighs == "new" else round(1 - m, 12)),
-        f"{a:.3g}",
-    )
+    if no_default:
+        observe(backend.name, "default momentum", "required", "required")
+    else:
+        measured = a if meaning == "new" else 1 - a
+        observe(
+            backend.name,
+            "default momentum",
+            c.default_momentum,
+            f"{measured:.3g}",
+            agrees=m is None or bool(np.isclose(measured, m)),
+        )
+        weight = None if m is None else (m if c.momentum_weighs == "new" else 1 - m)
+        observe(
+            backend.name,
+            "weight of the new batch statistic per default step",
+            "1 / t" if weight is None else round(weight, 12),
+            f"{a:.3g}",
+            agrees=bool(np.isclose(a, 1.0 if weight is None else weight)),
+        )
     assert_equal(
         meaning, c.momentum_weighs, what=f"momentum meaning (a = {a:.6g}, m = {m})", case=batch
     )
     run = TrainingRun(
         (batch,),
-        _declared_eps(backend, norm, dtype),
+        step.eps,
         m,
         c.momentum_weighs,
         c.running_var_estimators[0],
@@ -207,12 +239,14 @@ def test_layout_is_as_declared(backend, norm):
     """With the framework's default axis in its declared layout, training-mode BatchNorm of a
     4-D batch normalizes each channel: the adapter's layout mapping matches the framework."""
     dtype = _probe_dtype(backend)
-    declared_eps = _declared_eps(backend, norm, dtype)
-    if declared_eps is None:
-        pytest.skip(f"not provided: {backend.name} has no default eps for {norm}")
+    eps = _declared_eps(backend, norm, dtype)
     x = np.random.default_rng(3).normal(size=(2, 3, 2, 2)).astype(numpy_dtype(dtype))
-    y = backend.forward_with_defaults(norm, _inputs(norm, x))
-    inputs = _inputs(norm, x, declared_eps)
+    if eps is None:  # no defaults (tf.nn): the probe's eps, the layout still the framework's
+        eps = PROBE_EPS
+        y = backend.forward(norm, _inputs(norm, x, eps))
+    else:
+        y = backend.forward_with_defaults(norm, _inputs(norm, x))
+    inputs = _inputs(norm, x, eps)
     expected = reference.forward(norm, inputs, precision(backend, dtype))
     agrees = bool(np.all(np.abs(as64(y) - expected.value) <= expected.bound))
     declared = backend.conventions.layout
