@@ -162,7 +162,9 @@ def check(args: argparse.Namespace) -> int:
     print(
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
     )
-    failed = report["summary"].get("failed", 0) + report["summary"].get("xpassed", 0)
+    # a known deviation that a full ci run no longer observes fails the run (properties/conftest.py)
+    gone = [d for d in report["known_deviations"] if d.get("status") == "no longer observed"]
+    failed = report["summary"].get("failed", 0) + len(gone)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")
     return EXIT_FAILED if failed else EXIT_OK

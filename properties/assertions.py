@@ -76,6 +76,14 @@ def error_ratio(
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 
+def within(observed: np.ndarray, expected: Expected, dtype: str) -> bool:
+    """Whether |observed - expected.value| <= expected.bound everywhere (see error_ratio)."""
+    exp = np.asarray(expected.value, dtype=np.float64)
+    bound = np.broadcast_to(np.asarray(expected.bound, dtype=np.float64), exp.shape)
+    ratio = error_ratio(np.asarray(observed, dtype=np.float64), exp, bound, LARGEST_FINITE[dtype])
+    return bool(ratio.max(initial=0.0) <= 1.0)
+
+
 def assert_within(
     observed: np.ndarray, expected: Expected, *, what: str, case: object, dtype: str, note: str = ""
 ) -> float:

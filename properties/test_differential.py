@@ -5,19 +5,25 @@ and conventions. They must agree within the sum of their two bounds from the tol
 model, each for its own precision; the worst error / bound is recorded per pair, norm and
 dtype. A convention with no common ground (a running variance that is unbiased in one and
 biased in the other) is reported as not provided, and shows in the conventions table.
+
+Since the pair's bound is the sum of the members' bounds against the spec, two backends can
+disagree only where one of them leaves its own bound. Where that member has a known deviation
+on the same comparison (properties/known_deviations.toml), the input is discarded: the finding
+is reported once, as the member's strict xfail, and every other disagreement fails.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, note, reject, settings
 from hypothesis import strategies as st
 
 from normspec import reference
 from normspec.reference import Expected
 from normspec.values import NORMS
 from properties import strategies
-from properties.assertions import assert_equal, assert_within, precision
+from properties.assertions import assert_equal, assert_within, precision, within
 from properties.helpers import as64, assume_defined, expected_forward
 
 
@@ -49,18 +55,38 @@ def _name(pair) -> str:
     return f"{pair[1].name} against {pair[0].name}"
 
 
+#: `deviating_members` is a function-scoped fixture whose value (a dict of reasons) is the same
+#: for every example of a test, so reusing it across examples is correct.
+reuses_deviating_members = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def discard_known_deviations(
+    deviating: dict[str, str], results: list[tuple[str, np.ndarray, Expected]], dtype: str
+) -> None:
+    """Discard the input if a member with a known deviation (`deviating`: name -> reason)
+    leaves its bound against the spec on it: (name, observed, expected) per result."""
+    for name, observed, expected in results:
+        if name in deviating and not within(observed, expected, dtype):
+            note(f"{name} leaves its bound here: {deviating[name]}")
+            reject()
+
+
 @pytest.mark.norms(*NORMS)
 @given(data=st.data())
-def test_backends_agree_on_the_forward_output(backend_pair, norm, data):
+@reuses_deviating_members
+def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviating_members):
     """|y_a - y_b| <= B_a + B_b elementwise, B each backend's bound against the spec."""
-    first, second = backend_pair
     case, inputs = _call(backend_pair, norm, data)
-    bound = (
-        expected_forward(first, norm, inputs).bound + expected_forward(second, norm, inputs).bound
+    expected = [expected_forward(b, norm, inputs) for b in backend_pair]
+    outputs = [b.forward(norm, inputs) for b in backend_pair]
+    discard_known_deviations(
+        deviating_members,
+        [(b.name, y, e) for b, y, e in zip(backend_pair, outputs, expected, strict=True)],
+        case.dtype,
     )
     assert_within(
-        second.forward(norm, inputs),
-        Expected(as64(first.forward(norm, inputs)), bound),
+        outputs[1],
+        Expected(as64(outputs[0]), expected[0].bound + expected[1].bound),
         what=f"forward output of {_name(backend_pair)}",
         case=case,
         dtype=case.dtype,
@@ -69,7 +95,8 @@ def test_backends_agree_on_the_forward_output(backend_pair, norm, data):
 
 @pytest.mark.norms(*NORMS)
 @given(data=st.data())
-def test_backends_agree_on_the_vjp(backend_pair, norm, data):
+@reuses_deviating_members
+def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members):
     """|dL/dz_a - dL/dz_b| <= B_a + B_b for z = x and the affine parameters."""
     case, inputs = _call(backend_pair, norm, data)
     recipe = data.draw(
@@ -80,6 +107,15 @@ def test_backends_agree_on_the_vjp(backend_pair, norm, data):
         reference.vjp(norm, inputs, as64(grad_y), precision(b, case.dtype)) for b in backend_pair
     ]
     grads = [b.vjp(norm, inputs, grad_y) for b in backend_pair]
+    discard_known_deviations(
+        deviating_members,
+        [
+            (b.name, getattr(g, name), e[name])
+            for b, g, e in zip(backend_pair, grads, bounds, strict=True)
+            for name in e
+        ],
+        case.dtype,
+    )
     for name in bounds[0]:
         assert_within(
             getattr(grads[1], name),
@@ -92,7 +128,8 @@ def test_backends_agree_on_the_vjp(backend_pair, norm, data):
 
 @pytest.mark.norms("batch_norm", "instance_norm")
 @given(data=st.data())
-def test_backends_agree_on_the_running_statistics(backend_pair, norm, data):
+@reuses_deviating_members
+def test_backends_agree_on_the_running_statistics(backend_pair, norm, data, deviating_members):
     """After the same k training steps, running_mean and running_var agree within B_a + B_b,
     for a momentum, convention and variance estimator both backends support."""
     first, second = backend_pair
@@ -124,12 +161,27 @@ def test_backends_agree_on_the_running_statistics(backend_pair, norm, data):
     run = case.run()
     results = [b.train(norm, run) for b in backend_pair]
     expected = [reference.training(norm, run, precision(b, case.dtype)) for b in backend_pair]
-    assert_equal(
-        results[1].batches_seen,
-        results[0].batches_seen,
-        what=f"batches seen by {_name(backend_pair)}",
-        case=case,
+    discard_known_deviations(
+        deviating_members,
+        [
+            (b.name, getattr(r, field), getattr(e, field))
+            for b, r, e in zip(backend_pair, results, expected, strict=True)
+            for field in ("running_mean", "running_var")
+        ],
+        case.dtype,
     )
+    miscounted = [
+        b.name
+        for b, r, e in zip(backend_pair, results, expected, strict=True)
+        if b.name in deviating_members and r.batches_seen != e.batches_seen
+    ]
+    if not miscounted:  # a count known to be wrong is the member's own xfail
+        assert_equal(
+            results[1].batches_seen,
+            results[0].batches_seen,
+            what=f"batches seen by {_name(backend_pair)}",
+            case=case,
+        )
     for field in ("running_mean", "running_var"):
         bound = getattr(expected[0], field).bound + getattr(expected[1], field).bound
         assert_within(

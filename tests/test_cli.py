@@ -135,3 +135,32 @@ def test_the_ci_profile_gives_the_same_results_on_every_run(tmp_path):
         )
         runs.append(json.loads((out / "conformance.json").read_text())["results"][0])
     assert runs[0]["message"] == runs[1]["message"]
+
+
+def test_a_known_deviation_that_no_full_ci_run_observes_fails_the_run(tmp_path):
+    """A deviation listed for a test that passes is gone (fixed upstream) or no longer reached:
+    the full ci run fails and says which, while each of its tests is a non-strict xfail."""
+    deviations = tmp_path / "deviations.toml"
+    deviations.write_text(
+        "[[deviation]]\n"
+        'backend = "numpy"\nnorm = "layer_norm"\n'
+        'property = "test_forward_agrees_with_the_spec"\n'
+        'versions = "none"\nreason = "a deviation that numpy does not have"\n'
+        'reproduction = "python properties/reproductions/none.py"\n'
+    )
+    done = normspec(
+        "check", "--backend", "numpy", "--known-deviations", str(deviations),
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "known deviation no longer observed: python properties/reproductions/none.py" in (
+        done.stdout
+    )
+    report = json.loads((tmp_path / "conformance.json").read_text())
+    [entry] = [d for d in report["known_deviations"] if d["backend"] == "numpy"]
+    assert (entry["status"], entry["tests_covered"], entry["tests_failed"]) == (
+        "no longer observed",
+        1,
+        0,
+    )
+    assert "xpassed" in report["summary"]
