@@ -175,5 +175,16 @@ class Backend(abc.ABC):
         """`train` with the framework's default eps, momentum and running variance, from the
         given initial running statistics and without affine parameters."""
 
+    def require_estimator(self, run: TrainingRun) -> None:
+        """Raise ValueError unless the framework builds its running variance from the batch
+        variance `run` asks for (conventions.running_var_estimators)."""
+        available = self.conventions.running_var_estimators
+        if run.running_var_estimator not in available:
+            raise ValueError(
+                f"{self.name}: the running variance is built from the "
+                f"{' or '.join(available)} batch variance; "
+                f"running_var_estimator={run.running_var_estimator!r} is not available"
+            )
+
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

@@ -22,6 +22,7 @@ TensorFlow and Keras are imported lazily, so that this module imports without th
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
 import os
@@ -138,12 +139,7 @@ class TensorFlowBackend(Backend):
         )
 
     def train(self, norm: str, run: TrainingRun) -> TrainingResult:
-        if run.running_var_estimator not in self.conventions.running_var_estimators:
-            raise ValueError(
-                f"{self.name}: the running variance is built from the "
-                f"{self.conventions.running_var_estimators[0]} batch variance; "
-                f"running_var_estimator={run.running_var_estimator!r} is not available"
-            )
+        self.require_estimator(run)
         return self._train(
             norm,
             run.batches,
@@ -276,6 +272,7 @@ class TensorFlowBackend(Backend):
 
     # --- what each code path provides -------------------------------------------------------
 
+    @abc.abstractmethod
     def _call(
         self,
         norm: str,
@@ -286,13 +283,12 @@ class TensorFlowBackend(Backend):
         eps: float | _TfDefault,
     ) -> tuple[Any, tuple[Any, Any, Any]]:
         """y in TensorFlow's layout, and what stands for (x, weight, bias) in the gradient."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _run_training(
         self, norm, xs, weight, bias, running_mean, running_var, eps, momentum
     ) -> tuple[list[Any], Any, Any]:
         """The outputs of each step and the final running mean and variance."""
-        raise NotImplementedError
 
 
 class KerasBackend(TensorFlowBackend):

@@ -183,11 +183,7 @@ class TorchBackend(Backend):
         return self._gradients(inputs, tuple(None if t is None else next(grads) for t in leaves))
 
     def train(self, norm: str, run: TrainingRun) -> TrainingResult:
-        if run.running_var_estimator not in self.conventions.running_var_estimators:
-            raise ValueError(
-                f"{self.name}: the running variance is always the unbiased batch variance; "
-                f"running_var_estimator={run.running_var_estimator!r} is not available"
-            )
+        self.require_estimator(run)
         return self._train(
             norm,
             run.batches,

@@ -207,3 +207,16 @@ def test_fused_backend_provides_batch_norm_without_float64():
     assert backend.supports("batch_norm", "bfloat16")
     assert not backend.supports("batch_norm", "float64")
     assert not backend.supports("layer_norm", "float32")
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "asked", "says"),
+    [
+        (KerasBackend, "unbiased", "built from the biased batch variance"),
+        (TfFusedBackend, "biased", "built from the unbiased batch variance"),
+    ],
+)
+def test_a_running_variance_the_framework_cannot_build_is_a_clear_error(backend_class, asked, says):
+    run = TrainingRun((_x((4, 3)),), 1e-5, 0.1, "new", asked, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match=f"{says}; running_var_estimator='{asked}' is not"):
+        backend_class().train("batch_norm", run)
