@@ -23,7 +23,7 @@ from backends.protocol import (
     TrainingResult,
     TrainingRun,
 )
-from normspec.values import Gradients
+from normspec.vocabulary import Gradients
 
 #: The defaults of the NumPy "framework" itself: `forward_with_defaults` and
 #: `train_with_defaults` use these, and the conventions below declare them. A declaration
@@ -205,7 +205,10 @@ class NumpyBackend(Backend):
             var = (1 - a) * var + a * batch_var.reshape(-1) * self.bessel(
                 count, run.running_var_estimator
             )
-        return TrainingResult(tuple(outputs), mean, var, len(run.batches))
+        stored = run.batches[0].dtype  # held in the accumulation dtype, returned as stored
+        return TrainingResult(
+            tuple(outputs), mean.astype(stored), var.astype(stored), len(run.batches)
+        )
 
     def forward_with_defaults(self, norm: str, inputs: NormInputs) -> np.ndarray:
         eps = DEFAULT_EPS[norm]

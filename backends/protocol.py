@@ -11,68 +11,34 @@ import abc
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis.errors import UnsatisfiedAssumption
 
-from normspec.values import NORMS, Gradients, MomentumWeighs, VarianceEstimator
+from normspec.vocabulary import (
+    NORMS,
+    Gradients,
+    MomentumWeighs,
+    NormInputs,
+    TrainingResult,
+    TrainingRun,
+    VarianceEstimator,
+)
+
+__all__ = [
+    "Backend",
+    "Conventions",
+    "Gradients",
+    "NormInputs",
+    "Refused",
+    "TrainingResult",
+    "TrainingRun",
+]
 
 
-class Refused(UnsatisfiedAssumption):
+class Refused(Exception):  # noqa: N818  (a refusal is not an error of the adapter)
     """The framework refuses this input by a documented restriction (say, eps = 0 in
     PyTorch's training-mode BatchNorm). Adapters raise it only for restrictions their
-    Conventions.notes declare. Inside a property it discards the example, as
-    hypothesis.assume does, so a declared restriction never reads as a failure; a property
-    whose every example is refused still fails, as unsatisfiable."""
-
-
-@dataclass(frozen=True)
-class NormInputs:
-    """One call of a norm in normspec's vocabulary.
-
-    For weight_norm, `x` is v and `weight` is g (shaped like v with the reduced axes of size
-    1). For batch_norm and instance_norm, `training=False` normalizes with `running_mean` and
-    `running_var` instead of the statistics of `x`.
-    """
-
-    x: np.ndarray
-    eps: float = 0.0
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    num_groups: int | None = None
-    normalized_shape: tuple[int, ...] | None = None
-    dim: int | None = None
-    training: bool = True
-    running_mean: np.ndarray | None = None
-    running_var: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """k training steps of a layer that tracks running statistics, from given initial values.
-
-    `momentum` is read in the convention `momentum_weighs` names: "new" means
-    new = (1 - m) * old + m * batch, "old" means new = m * old + (1 - m) * batch; None means
-    the cumulative average over the batches seen. The adapter translates to its framework.
-    """
-
-    batches: tuple[np.ndarray, ...]
-    eps: float
-    momentum: float | None
-    momentum_weighs: MomentumWeighs
-    running_var_estimator: VarianceEstimator
-    initial_mean: np.ndarray
-    initial_var: np.ndarray
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """The output of every step and the running statistics after the last one."""
-
-    outputs: tuple[np.ndarray, ...]
-    running_mean: np.ndarray
-    running_var: np.ndarray
-    batches_seen: int
+    Conventions.notes declare. The property layer turns it into a rejected example, so a
+    declared restriction never reads as a failure; a property whose every example is refused
+    still fails, as unsatisfiable."""
 
 
 @dataclass(frozen=True)

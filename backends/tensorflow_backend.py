@@ -37,7 +37,7 @@ from backends.protocol import (
     TrainingResult,
     TrainingRun,
 )
-from normspec.values import Gradients, MomentumWeighs
+from normspec.vocabulary import Gradients, MomentumWeighs
 
 TENSORFLOW_REQUIREMENT = "tensorflow-cpu==2.21.0"
 #: The norms with a channel axis: TensorFlow wants it last.

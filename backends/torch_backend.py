@@ -32,7 +32,7 @@ from backends.protocol import (
     TrainingResult,
     TrainingRun,
 )
-from normspec.values import NORMS, Gradients, MomentumWeighs
+from normspec.vocabulary import NORMS, Gradients, MomentumWeighs
 
 TORCH_REQUIREMENT = "torch==2.13.0"
 

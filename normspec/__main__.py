@@ -2,6 +2,6 @@
 
 import sys
 
-from normspec.cli import main
+from normspec.runner.cli import main
 
 sys.exit(main())

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.protocol import NormInputs, TrainingRun
 from normspec import core, spec, tolerance
 from normspec.tolerance import Precision
+from normspec.vocabulary import NormInputs, TrainingRun
 
 
 @dataclass(frozen=True)

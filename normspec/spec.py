@@ -34,7 +34,7 @@ from normspec.errors import (
     check_param_shape,
     check_rank,
 )
-from normspec.values import Gradients, MomentumWeighs, VarianceEstimator
+from normspec.vocabulary import Gradients, MomentumWeighs, VarianceEstimator
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, Phase, settings
 
 from backends.protocol import Backend
 from backends.registry import BUILTIN, load_backend
-from normspec.values import NORMS
+from normspec.vocabulary import NORMS
 from properties import assertions, observations, strategies
+from properties.checked import CheckedBackend
 
 KNOWN_DEVIATIONS = Path(__file__).with_name("known_deviations.toml")
 PROFILES = ("ci", "dev", "hunt")
@@ -103,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         profile = f"{profile}-n"
     settings.load_profile(profile)
     names = config.getoption("--backend") or list(BUILTIN)
-    config.normspec_backends = [load_backend(name) for name in names]
+    config.normspec_backends = [CheckedBackend(load_backend(name)) for name in names]
     config.normspec_records = []
     config.normspec_deviations = load_deviations(
         [KNOWN_DEVIATIONS, *map(Path, config.getoption("--known-deviations"))]

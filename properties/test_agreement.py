@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from normspec.values import NORMS
+from normspec.vocabulary import NORMS
 from properties import strategies
 from properties.assertions import assert_within
 from properties.helpers import assume_defined, expected_forward

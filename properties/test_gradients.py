@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from normspec import reference
 from normspec.reference import Expected
-from normspec.values import NORMS
+from normspec.vocabulary import NORMS
 from properties import strategies
 from properties.assertions import assert_equal, assert_within, precision
 from properties.helpers import (

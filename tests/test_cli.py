@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from normspec.cli import main, property_names
+from normspec.runner.cli import main, property_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def normspec(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["--backend", "nosuch"], "unknown backend 'nosuch'; built-in backends: numpy"),
         (["--backend", "nosuch.module:Thing"], "cannot import 'nosuch.module'"),
         (["--backend", "tests.mutants.numpy_mutants:Nothing"], "has no attribute 'Nothing'"),
-        (["--backend", "normspec.values:NORMS"], "not a backends.protocol.Backend"),
+        (["--backend", "normspec.vocabulary:NORMS"], "not a backends.protocol.Backend"),
         (["--norm", "batchnorm"], "unknown norm 'batchnorm'; valid norms: batch_norm, layer_norm"),
         (["--property", "test_nothing"], "unknown property 'test_nothing'; valid properties: "),
         (["--max-examples", "0"], "--max-examples must be a positive integer"),

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from backends.registry import BUILTIN
-from normspec.cli import property_names
-from normspec.values import NORMS
+from normspec.runner.cli import property_names
+from normspec.vocabulary import NORMS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVIATIONS = tomllib.loads((ROOT / "properties" / "known_deviations.toml").read_text()).get(

@@ -55,7 +55,7 @@ def run_check(
 
 def test_every_property_has_a_mutant_that_makes_it_fail():
     """The union of the mutants' `caught_by` covers every property of the suite."""
-    from normspec.cli import property_names
+    from normspec.runner.cli import property_names
 
     caught = {p for param in _mutants() for p in param.values[1].caught_by}
     uncovered = sorted(set(property_names()) - caught)

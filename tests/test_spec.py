@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from normspec import spec
 from normspec.errors import NormParameterError
 from normspec.spec import BatchStatistics, RunningStatistics
-from normspec.values import Gradients
+from normspec.vocabulary import Gradients
 
 
 def assert_float64_equal(actual: np.ndarray, expected: np.ndarray | list) -> None:

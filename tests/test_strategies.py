@@ -18,7 +18,7 @@ from backends.numpy_backend import NumpyBackend
 from normspec import reference
 from normspec.errors import NormParameterError
 from normspec.tolerance import Precision
-from normspec.values import NORMS
+from normspec.vocabulary import NORMS
 from properties.strategies import (
     KINDS,
     ArrayRecipe,

@@ -9,14 +9,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from normspec.values import NORMS
+from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def property_names() -> list[str]:
     """The property test functions of the suite, read from its modules without importing."""
-    from normspec.engine import PROPERTIES
+    from normspec.runner.engine import PROPERTIES
 
     names = []
     for path in sorted(PROPERTIES.glob("test_*.py")):
@@ -134,8 +134,8 @@ def validate(args: argparse.Namespace) -> str | None:
 
 def check(args: argparse.Namespace) -> int:
     """Run `normspec check` and return its exit status."""
-    from normspec.engine import CheckRequest, run_properties
-    from normspec.report import conformance_json, write_reports
+    from normspec.runner.engine import CheckRequest, run_properties
+    from normspec.runner.report import conformance_json, write_reports
 
     problem = validate(args)
     if problem:

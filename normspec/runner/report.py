@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from normspec import __version__
-from normspec.values import NORMS
+from normspec.vocabulary import NORMS
 
 SYMBOL = {
     "passed": "pass",

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROPERTIES = Path(__file__).resolve().parent.parent / "properties"
+PROPERTIES = Path(__file__).resolve().parents[2] / "properties"
 
 
 @dataclass(frozen=True)
