@@ -16,6 +16,7 @@ Kinds of data, chosen because each has broken a real implementation:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -25,10 +26,6 @@ from hypothesis import strategies as st
 from backends.protocol import Backend, NormInputs, TrainingRun
 from normspec.errors import NormParameterError
 from normspec.spec import weight_norm_g_shape
-
-#: How many cases the strategies have drawn: one per example a property runs, so that the
-#: report can say how many examples per second each backend sustains.
-DRAWN = {"cases": 0}
 
 KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -259,12 +256,22 @@ def group_counts(channels: int) -> st.SearchStrategy[int]:
     return st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0])
 
 
-# --- cases -----------------------------------------------------------------------------------
+# --- cases ---------------------------------------------------------------------------------
+
+#: The family of each norm: which shapes and parameters its cases draw.
+FAMILIES = {
+    "batch_norm": "channel",
+    "instance_norm": "channel",
+    "group_norm": "channel",
+    "layer_norm": "trailing",
+    "rms_norm": "trailing",
+    "weight_norm": "weight",
+}
+#: The norms with an evaluation mode (running statistics).
+EVALUATES = ("batch_norm", "instance_norm")
 
 
-@st.composite
 def cases(
-    draw: st.DrawFn,
     norm: str,
     backend: Backend,
     *,
@@ -276,79 +283,187 @@ def cases(
     dtype: str | None = None,
     max_size: int = 1024,
     min_batch: int = 1,
-) -> Case:
+) -> st.SearchStrategy[Case]:
     """A valid call of `norm` for `backend`.
 
     affine: True, False or None (either). single_instance: one sample (and one row for
     layer_norm/rms_norm), as affine recovery needs. training=False draws running statistics
-    (batch_norm, instance_norm). min_eps > 0 keeps zero-variance sets finite.
+    (batch_norm, instance_norm). min_eps > 0 keeps zero-variance sets finite. dtype: one the
+    backend supports for `norm`, or None to draw one. max_size bounds the elements of x;
+    min_batch the batch size. Arguments are checked here, when the strategy is built, with an
+    error that names the argument and what is allowed; the strategy is built once per
+    combination and reused.
     """
-    DRAWN["cases"] += 1
-    dtype = dtype or draw(dtypes_for(backend, norm))
-    eps = draw(eps_values(min_eps))
-    if eps == 0.0:  # 0/0 is a convention, not a number: see the conventions property
-        kinds = tuple(k for k in kinds if k not in ("constant", "constant_samples")) or ("normal",)
-    with_affine = draw(st.booleans()) if affine is None else affine
-    batch = 1 if single_instance else None
-    fields: dict = {"norm": norm, "dtype": dtype, "eps": eps}
-    if norm in ("layer_norm", "rms_norm"):
-        shape, normalized = draw(
-            trailing_shapes(
-                max_size=max_size, single_row=single_instance, min_leading=1 if min_batch > 1 else 0
-            )
+    if norm not in FAMILIES:
+        raise NormParameterError(f"unknown norm {norm!r}; allowed: {', '.join(FAMILIES)}")
+    if affine is not None and not isinstance(affine, bool):
+        raise NormParameterError(f"affine must be True, False or None, got {affine!r}")
+    if not training and norm not in EVALUATES:
+        raise NormParameterError(
+            f"training=False (running statistics) exists for {', '.join(EVALUATES)}, not {norm}"
         )
-        if min_batch > 1 and shape[0] < min_batch:
-            shape = (min_batch, *shape[1:])
-        fields["normalized_shape"] = normalized
-        param_shape = normalized
-    elif norm == "weight_norm":
-        rank = draw(st.integers(1, 4))
-        shape = tuple(draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank)))
-        dim = draw(st.one_of(st.none(), st.integers(0, rank - 1)))
-        fields.update(
-            dim=dim,
-            eps=0.0,
-            weight=draw(array_recipes(weight_norm_g_shape(shape, dim), dtype, ("normal",))),
+    if not 0 <= min_eps <= 1:
+        raise NormParameterError(f"min_eps must be in [0, 1], got {min_eps!r}")
+    unknown = set(kinds) - set(KINDS)
+    if unknown or not kinds:
+        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
+    if dtype is not None and not backend.supports(norm, dtype):
+        supported = [d for d in DTYPES if backend.supports(norm, d)]
+        raise NormParameterError(
+            f"{backend.name} does not support {norm} in {dtype!r}; allowed: {supported}"
         )
-        kinds = tuple(k for k in kinds if k not in ("constant", "constant_samples")) or ("normal",)
-        return Case(x=draw(array_recipes(shape, dtype, kinds)), **fields)
-    else:
-        min_rank = 3 if norm == "instance_norm" else 2
-        in_batch = norm == "batch_norm" and training
-        shape = draw(
-            channel_shapes(
-                min_rank,
-                max_size=max_size,
-                batch=batch,
-                min_pooled=2 if training else 1,
-                pooled_includes_batch=in_batch,
-            )
-        )
-        if shape[0] < min_batch:
-            shape = (min_batch, *shape[1:])
-        if norm == "group_norm":
-            if eps == 0.0 and math.prod(shape[2:]) < 2:  # 0/0 needs a set of >= 2 values
-                shape = (shape[0], max(shape[1], 2), *shape[2:])
-                fields["num_groups"] = draw(group_counts(shape[1]).filter(lambda g: g < shape[1]))
-            else:
-                fields["num_groups"] = draw(group_counts(shape[1]))
-        param_shape = (shape[1],)
-        if not training:
-            fields.update(
-                training=False,
-                running_mean=draw(array_recipes(param_shape, dtype, ("normal",))),
-                running_var=draw(array_recipes(param_shape, dtype, ("normal",))),
-            )
-    if with_affine:
-        fields["weight"] = draw(array_recipes(param_shape, dtype, ("normal",)))
-        if norm != "rms_norm":
-            fields["bias"] = draw(array_recipes(param_shape, dtype, ("normal",)))
-    return Case(x=draw(array_recipes(shape, dtype, kinds)), **fields)
+    for name, value in (("max_size", max_size), ("min_batch", min_batch)):
+        if not isinstance(value, int) or value < 1:
+            raise NormParameterError(f"{name} must be an integer >= 1, got {value!r}")
+    return _cases(
+        norm,
+        backend,
+        affine,
+        single_instance,
+        min_eps,
+        training,
+        tuple(kinds),
+        dtype,
+        max_size,
+        min_batch,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _cases(
+    norm, backend, affine, single_instance, min_eps, training, kinds, dtype, max_size, min_batch
+) -> st.SearchStrategy[Case]:
+    family = FAMILIES[norm]
+    if family == "weight":
+        return _weight_norm_cases(norm, backend, kinds, dtype)
+    options = dict(
+        affine=affine,
+        single_instance=single_instance,
+        kinds=kinds,
+        max_size=max_size,
+        min_batch=min_batch,
+        dtype=dtype,
+        min_eps=min_eps,
+    )
+    if family == "trailing":
+        return _trailing_cases(norm, backend, **options)
+    return _channel_cases(norm, backend, training=training, **options)
+
+
+def _without_constant_sets(kinds: tuple[str, ...], eps: float) -> tuple[str, ...]:
+    """With eps = 0, a constant set is 0/0: a convention (see the conventions properties),
+    not a number, so such cases draw no constant data."""
+    if eps != 0.0:
+        return kinds
+    return tuple(k for k in kinds if k not in ("constant", "constant_samples")) or ("normal",)
+
+
+def _affine_parameters(draw, param_shape, dtype, with_affine, bias=True) -> dict:
+    if not with_affine:
+        return {}
+    fields = {"weight": draw(array_recipes(param_shape, dtype, ("normal",)))}
+    if bias:
+        fields["bias"] = draw(array_recipes(param_shape, dtype, ("normal",)))
+    return fields
 
 
 @st.composite
+def _trailing_cases(
+    draw, norm, backend, *, affine, single_instance, kinds, max_size, min_batch, dtype, min_eps
+) -> Case:
+    """LayerNorm and RMSNorm: x of any rank, S the trailing normalized_shape."""
+    dtype = dtype or draw(dtypes_for(backend, norm))
+    eps = draw(eps_values(min_eps))
+    with_affine = draw(st.booleans()) if affine is None else affine
+    shape, normalized = draw(
+        trailing_shapes(
+            max_size=max_size, single_row=single_instance, min_leading=1 if min_batch > 1 else 0
+        )
+    )
+    if min_batch > 1 and shape[0] < min_batch:
+        shape = (min_batch, *shape[1:])
+    return Case(
+        norm=norm,
+        x=draw(array_recipes(shape, dtype, _without_constant_sets(kinds, eps))),
+        dtype=dtype,
+        eps=eps,
+        normalized_shape=normalized,
+        **_affine_parameters(draw, normalized, dtype, with_affine, bias=norm != "rms_norm"),
+    )
+
+
+@st.composite
+def _channel_cases(
+    draw,
+    norm,
+    backend,
+    *,
+    affine,
+    single_instance,
+    kinds,
+    max_size,
+    min_batch,
+    dtype,
+    min_eps,
+    training,
+) -> Case:
+    """BatchNorm, InstanceNorm and GroupNorm: x (N, C, *spatial), parameters (C,)."""
+    dtype = dtype or draw(dtypes_for(backend, norm))
+    eps = draw(eps_values(min_eps))
+    with_affine = draw(st.booleans()) if affine is None else affine
+    fields: dict = {}
+    shape = draw(
+        channel_shapes(
+            3 if norm == "instance_norm" else 2,
+            max_size=max_size,
+            batch=1 if single_instance else None,
+            min_pooled=2 if training else 1,
+            pooled_includes_batch=norm == "batch_norm" and training,
+        )
+    )
+    if shape[0] < min_batch:
+        shape = (min_batch, *shape[1:])
+    if norm == "group_norm":
+        if eps == 0.0 and math.prod(shape[2:]) < 2:  # 0/0 needs a set of >= 2 values
+            shape = (shape[0], max(shape[1], 2), *shape[2:])
+            fields["num_groups"] = draw(group_counts(shape[1]).filter(lambda g: g < shape[1]))
+        else:
+            fields["num_groups"] = draw(group_counts(shape[1]))
+    channels = (shape[1],)
+    if not training:
+        fields.update(
+            training=False,
+            running_mean=draw(array_recipes(channels, dtype, ("normal",))),
+            running_var=draw(array_recipes(channels, dtype, ("normal",))),
+        )
+    return Case(
+        norm=norm,
+        x=draw(array_recipes(shape, dtype, _without_constant_sets(kinds, eps))),
+        dtype=dtype,
+        eps=eps,
+        **fields,
+        **_affine_parameters(draw, channels, dtype, with_affine),
+    )
+
+
+@st.composite
+def _weight_norm_cases(draw, norm, backend, kinds, dtype) -> Case:
+    """WeightNorm: v of rank 1 to 4, g shaped like v with the norm axes of size 1, no eps."""
+    dtype = dtype or draw(dtypes_for(backend, norm))
+    rank = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank)))
+    dim = draw(st.one_of(st.none(), st.integers(0, rank - 1)))
+    return Case(
+        norm=norm,
+        x=draw(array_recipes(shape, dtype, _without_constant_sets(kinds, 0.0))),
+        dtype=dtype,
+        eps=0.0,
+        dim=dim,
+        weight=draw(array_recipes(weight_norm_g_shape(shape, dim), dtype, ("normal",))),
+    )
+
+
 def training_cases(
-    draw: st.DrawFn,
     norm: str,
     backend: Backend,
     *,
@@ -356,11 +471,42 @@ def training_cases(
     dtypes: tuple[str, ...] | None = None,
     estimators: tuple[str, ...] | None = None,
     cumulative_average: bool | None = None,
-) -> TrainingCase:
+) -> st.SearchStrategy[TrainingCase]:
     """k in 1..4 training steps with a momentum, a convention and an estimator the backend
     supports (or those given: the common ground of two backends); the batches share their
-    channel count and shape."""
-    DRAWN["cases"] += 1
+    channel count and shape. Arguments are checked when the strategy is built."""
+    if norm not in EVALUATES:
+        raise NormParameterError(f"training cases exist for {', '.join(EVALUATES)}, not {norm!r}")
+    if not isinstance(max_size, int) or max_size < 1:
+        raise NormParameterError(f"max_size must be an integer >= 1, got {max_size!r}")
+    if dtypes is not None and (not dtypes or set(dtypes) - set(DTYPES)):
+        raise NormParameterError(f"dtypes must be a non-empty subset of {DTYPES}, got {dtypes!r}")
+    allowed = ("unbiased", "biased")
+    if estimators is not None and (not estimators or set(estimators) - set(allowed)):
+        raise NormParameterError(
+            f"estimators must be a non-empty subset of {allowed}, got {estimators!r}"
+        )
+    return _training_cases(
+        norm,
+        backend,
+        max_size,
+        None if dtypes is None else tuple(dtypes),
+        None if estimators is None else tuple(estimators),
+        cumulative_average,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+@st.composite
+def _training_cases(
+    draw: st.DrawFn,
+    norm: str,
+    backend: Backend,
+    max_size: int,
+    dtypes: tuple[str, ...] | None,
+    estimators: tuple[str, ...] | None,
+    cumulative_average: bool | None,
+) -> TrainingCase:
     dtype = draw(st.sampled_from(dtypes) if dtypes else dtypes_for(backend, norm))
     conventions = backend.conventions
     estimators = estimators or conventions.running_var_estimators

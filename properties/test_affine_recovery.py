@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from normspec import core, reference, tolerance
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_within, precision
 from properties.helpers import as64, assume_defined
 
 
@@ -36,7 +35,7 @@ def _parameters(norm: str, inputs, eps: float) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
 @given(data=st.data())
-def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data):
+def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data, check):
     """With weight = sqrt(var_S + eps) and bias = mean_S per the norm's grouping, y = x:
 
         weight * (x - mean_S) / sqrt(var_S + eps) + bias = x.
@@ -54,7 +53,7 @@ def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data):
         inputs, weight=weight.astype(dtype), bias=None if norm == "rms_norm" else bias.astype(dtype)
     )
     y = backend.forward(norm, inputs)
-    p = precision(backend, case.dtype)
+    p = check.precision(backend, case.dtype)
     s = reference.standardized(norm, inputs, p)
     features = (
         (1,)
@@ -66,7 +65,7 @@ def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data):
     bound = tolerance.affine_bound(s, w, b, p) + p.u_out * (
         np.abs(s.x_hat) * np.abs(w) + (0 if b is None else np.abs(b))
     )
-    assert_within(
+    check.within(
         y,
         Expected.computed(as64(inputs.x), bound, p),
         what="output with weight = std and bias = mean",

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from normspec.vocabulary import NORMS
 from properties import strategies
-from properties.assertions import assert_within
 from properties.helpers import assume_defined, expected_forward
 
 
@@ -22,13 +21,13 @@ def _training(backend, norm: str, data) -> bool:
 
 @pytest.mark.norms(*NORMS)
 @given(data=st.data())
-def test_forward_agrees_with_the_spec(backend, norm, data):
+def test_forward_agrees_with_the_spec(backend, norm, data, check):
     """|norm_backend(x) - norm_spec(x)| <= B elementwise, B the tolerance model's bound for
     the backend's storage and accumulation dtypes and the conditioning of x."""
     case = data.draw(strategies.cases(norm, backend, training=_training(backend, norm, data)))
     inputs = case.inputs()
     assume_defined(norm, inputs)
-    assert_within(
+    check.within(
         backend.forward(norm, inputs),
         expected_forward(backend, norm, inputs),
         what="forward output",
@@ -39,14 +38,14 @@ def test_forward_agrees_with_the_spec(backend, norm, data):
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm")
 @given(data=st.data())
-def test_forward_agrees_with_the_spec_on_ill_conditioned_input(backend, norm, data):
+def test_forward_agrees_with_the_spec_on_ill_conditioned_input(backend, norm, data, check):
     """The same agreement on rows with a large mean and a small spread, where the bound grows
     with the conditioning M / sigma: a correct two-pass or Welford variance stays inside it,
     the one-pass E[x^2] - E[x]^2 (error ~ (M / sigma)^2) does not."""
     case = data.draw(strategies.cases(norm, backend, kinds=("large_offset",)))
     inputs = case.inputs()
     assume_defined(norm, inputs)
-    assert_within(
+    check.within(
         backend.forward(norm, inputs),
         expected_forward(backend, norm, inputs),
         what="forward output on ill-conditioned input",

@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_within
 from properties.helpers import as64, assume_defined, expected_forward
 
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
 @given(data=st.data())
-def test_each_sample_gets_the_output_it_gets_alone(backend, norm, data):
+def test_each_sample_gets_the_output_it_gets_alone(backend, norm, data, check):
     """norm(x)[n] = norm(x[n : n + 1]) for every sample n: no statistic crosses the batch
     (batch_norm in evaluation mode, whose statistics are the running ones)."""
     training = norm != "batch_norm"
@@ -29,7 +28,7 @@ def test_each_sample_gets_the_output_it_gets_alone(backend, norm, data):
     bound = expected_forward(backend, norm, inputs).bound
     for n in range(inputs.x.shape[0]):
         alone = replace(inputs, x=inputs.x[n : n + 1])
-        assert_within(
+        check.within(
             backend.forward(norm, alone),
             Expected(together[n : n + 1], 2 * bound[n : n + 1]),
             what=f"output of sample {n} alone",
@@ -40,7 +39,7 @@ def test_each_sample_gets_the_output_it_gets_alone(backend, norm, data):
 
 @pytest.mark.norms("batch_norm")
 @given(data=st.data())
-def test_training_batch_norm_is_permutation_equivariant_over_the_batch(backend, norm, data):
+def test_training_batch_norm_is_permutation_equivariant_over_the_batch(backend, norm, data, check):
     """BN(x[perm]) = BN(x)[perm] in training mode: the batch statistics ignore order."""
     case = data.draw(strategies.cases(norm, backend, min_batch=2))
     inputs = case.inputs()
@@ -48,7 +47,7 @@ def test_training_batch_norm_is_permutation_equivariant_over_the_batch(backend, 
     perm = np.array(data.draw(st.permutations(range(inputs.x.shape[0])), label="perm"))
     bound = expected_forward(backend, norm, inputs).bound
     permuted = backend.forward(norm, replace(inputs, x=inputs.x[perm]))
-    assert_within(
+    check.within(
         permuted,
         Expected(as64(backend.forward(norm, inputs))[perm], 2 * bound[perm]),
         what=f"output of the batch permuted by {perm.tolist()}",

@@ -16,9 +16,7 @@ from backends.protocol import NormInputs, Refused, TrainingRun
 from normspec import reference
 from normspec.reference import Expected
 from normspec.tolerance import UNIT_ROUNDOFF
-from properties.assertions import assert_equal, assert_within, precision
 from properties.helpers import as64, require_training
-from properties.observations import observe
 from properties.strategies import numpy_dtype
 
 #: The pooled set of each probe: two values, one pooled set (channels-first shapes).
@@ -54,14 +52,14 @@ def _inputs(norm: str, x: np.ndarray, eps: float = 0.0) -> NormInputs:
 
 
 @pytest.mark.norms(*STANDARDIZED)
-def test_default_eps_is_as_declared(backend, norm):
+def test_default_eps_is_as_declared(backend, norm, check):
     """The framework's default eps, measured: on the set {-a, a} (RMSNorm: {a, a}) the output
     at a is y = a / sqrt(a^2 + eps), so eps = a^2 / y^2 - a^2. With a^2 = eps_declared the
     measurement errs by at most 64 u eps (a few roundings, each doubled by the squares)."""
     dtype = _probe_dtype(backend)
     declared = _declared_eps(backend, norm, dtype)
     if declared is None:
-        observe(backend.name, f"default eps: {norm}", "required", "required")
+        check.observe(backend.name, f"default eps: {norm}", "required", "required")
         pytest.skip(f"not provided: {backend.name} has no default eps for {norm}")
     a = np.sqrt(declared)
     values = [a, a] if norm == "rms_norm" else [-a, a]
@@ -70,14 +68,14 @@ def test_default_eps_is_as_declared(backend, norm):
     y = float(as64(backend.forward_with_defaults(norm, _inputs(norm, x))).reshape(-1)[-1])
     measured = a * a / (y * y) - a * a
     bound = 64 * UNIT_ROUNDOFF[dtype] * declared
-    observe(
+    check.observe(
         backend.name,
         f"default eps: {norm}",
         backend.conventions.default_eps.get(norm),
         f"{measured:.3g}",
         agrees=abs(measured - declared) <= bound,
     )
-    assert_within(
+    check.within(
         np.array([measured]),
         Expected(np.array([declared]), np.array([bound])),
         what=f"default eps measured on {{-a, a}} with a = {a:.3g}",
@@ -138,7 +136,7 @@ def _one_default_step(backend) -> DefaultStep:
 
 
 @pytest.mark.norms("batch_norm")
-def test_momentum_is_as_declared(backend, norm):
+def test_momentum_is_as_declared(backend, norm, check):
     """The weight a of the new batch statistic in one default training step, measured as
     a = (running_mean_1 - running_mean_0) / (batch_mean - running_mean_0), is the declared
     momentum m if momentum weighs the new statistic and 1 - m if it weighs the old value; the
@@ -151,12 +149,12 @@ def test_momentum_is_as_declared(backend, norm):
     m = step.momentum
     no_default = c.default_momentum is None and not c.cumulative_average
     meaning = "new" if m is None or np.isclose(a, m) else "old" if np.isclose(a, 1 - m) else "?"
-    observe(backend.name, "momentum weighs", c.momentum_weighs, meaning)
+    check.observe(backend.name, "momentum weighs", c.momentum_weighs, meaning)
     if no_default:
-        observe(backend.name, "default momentum", "required", "required")
+        check.observe(backend.name, "default momentum", "required", "required")
     else:
         measured = a if meaning == "new" else 1 - a
-        observe(
+        check.observe(
             backend.name,
             "default momentum",
             c.default_momentum,
@@ -164,14 +162,14 @@ def test_momentum_is_as_declared(backend, norm):
             agrees=m is None or bool(np.isclose(measured, m)),
         )
         weight = None if m is None else (m if c.momentum_weighs == "new" else 1 - m)
-        observe(
+        check.observe(
             backend.name,
             "weight of the new batch statistic per default step",
             "1 / t" if weight is None else round(weight, 12),
             f"{a:.3g}",
             agrees=bool(np.isclose(a, 1.0 if weight is None else weight)),
         )
-    assert_equal(
+    check.equal(
         meaning, c.momentum_weighs, what=f"momentum meaning (a = {a:.6g}, m = {m})", case=batch
     )
     run = TrainingRun(
@@ -183,15 +181,15 @@ def test_momentum_is_as_declared(backend, norm):
         step.mean0,
         step.var0,
     )
-    expected = reference.training(norm, run, precision(backend, dtype))
-    assert_within(
+    expected = reference.training(norm, run, check.precision(backend, dtype))
+    check.within(
         step.result.running_mean,
         expected.running_mean,
         what="running_mean after one default step",
         case=batch,
         dtype=dtype,
     )
-    assert_within(
+    check.within(
         step.result.running_var,
         expected.running_var,
         what="running_var after one default step",
@@ -201,15 +199,15 @@ def test_momentum_is_as_declared(backend, norm):
 
 
 @pytest.mark.norms("batch_norm")
-def test_running_variance_estimator_is_as_declared(backend, norm):
+def test_running_variance_estimator_is_as_declared(backend, norm, check):
     """The running variance is fed var_B * c with c = n / (n - 1) (unbiased) or 1 (biased);
     with n = 2, c = (running_var_1 - (1 - a) running_var_0) / (a var_B) is 2 or 1."""
     require_training(backend, norm)
     step = _one_default_step(backend)
     observed = "unbiased" if abs(step.bessel - 2.0) < abs(step.bessel - 1.0) else "biased"
     declared = backend.conventions.running_var_estimators[0]
-    observe(backend.name, "running variance", declared, observed)
-    assert_equal(
+    check.observe(backend.name, "running variance", declared, observed)
+    check.equal(
         observed,
         declared,
         what=f"running variance estimator (c = {step.bessel:.6g})",
@@ -218,7 +216,7 @@ def test_running_variance_estimator_is_as_declared(backend, norm):
 
 
 @pytest.mark.norms(*STANDARDIZED)
-def test_constant_input_with_zero_eps_is_as_declared(backend, norm):
+def test_constant_input_with_zero_eps_is_as_declared(backend, norm, check):
     """A pooled set of equal values with eps = 0 is 0 / 0: the framework gives NaN or 0, or
     refuses eps = 0; which one is its convention (RMSNorm: a set of zeros)."""
     dtype = _probe_dtype(backend)
@@ -230,12 +228,12 @@ def test_constant_input_with_zero_eps_is_as_declared(backend, norm):
     except Refused:
         observed = "refused"
     declared = backend.conventions.zero_variance(norm)
-    observe(backend.name, f"constant input, eps = 0: {norm}", declared, observed)
-    assert_equal(observed, declared, what="output of a constant set with eps = 0", case=x)
+    check.observe(backend.name, f"constant input, eps = 0: {norm}", declared, observed)
+    check.equal(observed, declared, what="output of a constant set with eps = 0", case=x)
 
 
 @pytest.mark.norms("batch_norm")
-def test_layout_is_as_declared(backend, norm):
+def test_layout_is_as_declared(backend, norm, check):
     """With the framework's default axis in its declared layout, training-mode BatchNorm of a
     4-D batch normalizes each channel: the adapter's layout mapping matches the framework."""
     dtype = _probe_dtype(backend)
@@ -247,11 +245,11 @@ def test_layout_is_as_declared(backend, norm):
     else:
         y = backend.forward_with_defaults(norm, _inputs(norm, x))
     inputs = _inputs(norm, x, eps)
-    expected = reference.forward(norm, inputs, precision(backend, dtype))
+    expected = reference.forward(norm, inputs, check.precision(backend, dtype))
     agrees = bool(np.all(np.abs(as64(y) - expected.value) <= expected.bound))
     declared = backend.conventions.layout
-    observe(backend.name, "layout", declared, declared if agrees else f"not {declared}")
-    assert_within(
+    check.observe(backend.name, "layout", declared, declared if agrees else f"not {declared}")
+    check.within(
         y,
         expected,
         what=f"default 4-D batch norm in the declared {declared} layout",

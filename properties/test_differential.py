@@ -25,7 +25,7 @@ from normspec import reference
 from normspec.reference import Expected
 from normspec.vocabulary import NORMS
 from properties import strategies
-from properties.assertions import assert_equal, assert_within, precision, within
+from properties.assertions import within
 from properties.helpers import as64, assume_defined, expected_forward
 
 
@@ -76,7 +76,7 @@ def discard_known_deviations(
 @pytest.mark.norms(*NORMS)
 @given(data=st.data())
 @reuses_deviating_members
-def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviating_members):
+def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviating_members, check):
     """|y_a - y_b| <= B_a + B_b elementwise, B each backend's bound against the spec."""
     case, inputs = _call(backend_pair, norm, data)
     expected = [expected_forward(b, norm, inputs) for b in backend_pair]
@@ -86,7 +86,7 @@ def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviatin
         [(b.name, y, e) for b, y, e in zip(backend_pair, outputs, expected, strict=True)],
         case.dtype,
     )
-    assert_within(
+    check.within(
         outputs[1],
         Expected(as64(outputs[0]), expected[0].bound + expected[1].bound),
         what=f"forward output of {_name(backend_pair)}",
@@ -98,7 +98,7 @@ def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviatin
 @pytest.mark.norms(*NORMS)
 @given(data=st.data())
 @reuses_deviating_members
-def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members):
+def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members, check):
     """|dL/dz_a - dL/dz_b| <= B_a + B_b for z = x and the affine parameters."""
     case, inputs = _call(backend_pair, norm, data)
     recipe = data.draw(
@@ -106,7 +106,8 @@ def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members):
     )
     grad_y = recipe.build().astype(inputs.x.dtype)
     bounds = [
-        reference.vjp(norm, inputs, as64(grad_y), precision(b, case.dtype)) for b in backend_pair
+        reference.vjp(norm, inputs, as64(grad_y), check.precision(b, case.dtype))
+        for b in backend_pair
     ]
     grads = [b.vjp(norm, inputs, grad_y) for b in backend_pair]
     discard_known_deviations(
@@ -119,7 +120,7 @@ def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members):
         case.dtype,
     )
     for name in bounds[0]:
-        assert_within(
+        check.within(
             getattr(grads[1], name),
             Expected(as64(getattr(grads[0], name)), bounds[0][name].bound + bounds[1][name].bound),
             what=f"dL/d{name} of {_name(backend_pair)}",
@@ -131,7 +132,9 @@ def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members):
 @pytest.mark.norms("batch_norm", "instance_norm")
 @given(data=st.data())
 @reuses_deviating_members
-def test_backends_agree_on_the_running_statistics(backend_pair, norm, data, deviating_members):
+def test_backends_agree_on_the_running_statistics(
+    backend_pair, norm, data, deviating_members, check
+):
     """After the same k training steps, running_mean and running_var agree within B_a + B_b,
     for a momentum and convention both backends support. Where their running variances differ
     in convention (biased in one, unbiased in the other), each runs its own, and b's running
@@ -161,7 +164,7 @@ def test_backends_agree_on_the_running_statistics(backend_pair, norm, data, devi
     runs = [run, run if common else replace(run, running_var_estimator=_own_estimator(second))]
     results = [b.train(norm, r) for b, r in zip(backend_pair, runs, strict=True)]
     expected = [
-        reference.training(norm, r, precision(b, case.dtype))
+        reference.training(norm, r, check.precision(b, case.dtype))
         for b, r in zip(backend_pair, runs, strict=True)
     ]
     discard_known_deviations(
@@ -179,7 +182,7 @@ def test_backends_agree_on_the_running_statistics(backend_pair, norm, data, devi
         if b.name in deviating_members and r.batches_seen != e.batches_seen
     ]
     if not miscounted:  # a count known to be wrong is the member's own xfail
-        assert_equal(
+        check.equal(
             results[1].batches_seen,
             results[0].batches_seen,
             what=f"batches seen by {_name(backend_pair)}",
@@ -189,7 +192,7 @@ def test_backends_agree_on_the_running_statistics(backend_pair, norm, data, devi
         mapped = as64(getattr(results[1], field))
         mapped += getattr(expected[0], field).value - getattr(expected[1], field).value
         bound = getattr(expected[0], field).bound + getattr(expected[1], field).bound
-        assert_within(
+        check.within(
             mapped,
             Expected(as64(getattr(results[0], field)), bound),
             what=f"{field} of {_name(backend_pair)}"

@@ -11,18 +11,17 @@ from hypothesis import strategies as st
 
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_within
 from properties.helpers import as64, assume_defined, expected_forward, require
 
 
-def _assert_same(backend, case, first: tuple, second: tuple, what: str) -> None:
+def _assert_same(check, backend, case, first: tuple, second: tuple, what: str) -> None:
     """Both calls of the backend agree within the sum of their bounds."""
     (norm_a, inputs_a), (norm_b, inputs_b) = first, second
     bound = (
         expected_forward(backend, norm_a, inputs_a).bound
         + expected_forward(backend, norm_b, inputs_b).bound
     )
-    assert_within(
+    check.within(
         backend.forward(norm_a, inputs_a),
         Expected(as64(backend.forward(norm_b, inputs_b)), bound),
         what=what,
@@ -42,7 +41,7 @@ def _per_channel(param: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray
 
 @pytest.mark.norms("group_norm")
 @given(data=st.data())
-def test_group_norm_with_one_group_equals_layer_norm(backend, norm, data):
+def test_group_norm_with_one_group_equals_layer_norm(backend, norm, data, check):
     """GN(x; G = 1, w, b) = LN(x; normalized_shape = (C, *spatial), w_c and b_c spread over
     the spatial positions of channel c)."""
     require(backend, "layer_norm")
@@ -58,6 +57,7 @@ def test_group_norm_with_one_group_equals_layer_norm(backend, norm, data):
         bias=_per_channel(inputs.bias, features),
     )
     _assert_same(
+        check,
         backend,
         case,
         (norm, inputs),
@@ -68,7 +68,7 @@ def test_group_norm_with_one_group_equals_layer_norm(backend, norm, data):
 
 @pytest.mark.norms("group_norm")
 @given(data=st.data())
-def test_group_norm_with_one_group_per_channel_equals_instance_norm(backend, norm, data):
+def test_group_norm_with_one_group_per_channel_equals_instance_norm(backend, norm, data, check):
     """GN(x; G = C) = IN(x): a group of one channel pools exactly that channel's positions."""
     require(backend, "instance_norm")
     case = data.draw(strategies.cases("instance_norm", backend))
@@ -76,6 +76,7 @@ def test_group_norm_with_one_group_per_channel_equals_instance_norm(backend, nor
     assume_defined("instance_norm", inputs)
     grouped = replace(inputs, num_groups=inputs.x.shape[1])
     _assert_same(
+        check,
         backend,
         case,
         (norm, grouped),
@@ -86,7 +87,7 @@ def test_group_norm_with_one_group_per_channel_equals_instance_norm(backend, nor
 
 @pytest.mark.norms("instance_norm")
 @given(data=st.data())
-def test_instance_norm_equals_training_batch_norm_per_sample(backend, norm, data):
+def test_instance_norm_equals_training_batch_norm_per_sample(backend, norm, data, check):
     """IN(x)[n] = BN_train(x[n : n + 1]): a batch of one pools one instance per channel."""
     require(backend, "batch_norm")
     case = data.draw(strategies.cases(norm, backend))
@@ -96,7 +97,7 @@ def test_instance_norm_equals_training_batch_norm_per_sample(backend, norm, data
     bound = expected_forward(backend, norm, inputs).bound
     for n in range(inputs.x.shape[0]):
         sample = replace(inputs, x=inputs.x[n : n + 1])
-        assert_within(
+        check.within(
             backend.forward("batch_norm", sample),
             Expected(
                 instance[n : n + 1],

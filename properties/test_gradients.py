@@ -14,7 +14,6 @@ from normspec import reference
 from normspec.reference import Expected
 from normspec.vocabulary import NORMS
 from properties import strategies
-from properties.assertions import assert_equal, assert_within, precision
 from properties.helpers import (
     U64,
     as64,
@@ -36,7 +35,7 @@ def _upstream(data, inputs) -> np.ndarray:
 
 @pytest.mark.norms(*NORMS)
 @given(data=st.data())
-def test_vjp_agrees_with_the_spec(backend, norm, data):
+def test_vjp_agrees_with_the_spec(backend, norm, data, check):
     """dL/dx (and dL/dweight, dL/dbias where present) of L = sum(grad_y * norm(x)) equal the
     spec's hand-derived VJP within the tolerance model; batch_norm in both modes."""
     training = norm != "batch_norm" or data.draw(st.booleans(), label="training")
@@ -45,11 +44,11 @@ def test_vjp_agrees_with_the_spec(backend, norm, data):
     assume_defined(norm, inputs)
     grad_y = _upstream(data, inputs)
     grads = backend.vjp(norm, inputs, grad_y)
-    expected = reference.vjp(norm, inputs, as64(grad_y), precision(backend, case.dtype))
+    expected = reference.vjp(norm, inputs, as64(grad_y), check.precision(backend, case.dtype))
     for name, want in expected.items():
         observed = getattr(grads, name)
-        assert_equal(observed is not None, True, what=f"presence of dL/d{name}", case=case)
-        assert_within(observed, want, what=f"dL/d{name}", case=case, dtype=case.dtype)
+        check.equal(observed is not None, True, what=f"presence of dL/d{name}", case=case)
+        check.within(observed, want, what=f"dL/d{name}", case=case, dtype=case.dtype)
 
 
 #: A negligible eps that frameworks refusing eps = 0 accept, and whose 1 / sigma^3 still
@@ -59,7 +58,7 @@ NO_EPS = 1e-30
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm")
 @given(data=st.data())
-def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, norm, data):
+def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, norm, data, check):
     """Without affine and without eps, over every pooled set S, with y = norm(x) and
     dx = dL/dx for any upstream gradient:
 
@@ -77,7 +76,7 @@ def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, no
     grad_y = _upstream(data, inputs)
     dx = backend.vjp(norm, inputs, grad_y).x
     y = backend.forward(norm, inputs)
-    want_dx = reference.vjp(norm, inputs, as64(grad_y), precision(backend, case.dtype))["x"]
+    want_dx = reference.vjp(norm, inputs, as64(grad_y), check.precision(backend, case.dtype))["x"]
     want_y = expected_forward(backend, norm, inputs)
     assume_representable(want_dx, case.dtype)
     axes, (x, g, dx, y, b_dx, b_y) = pooled(
@@ -86,7 +85,7 @@ def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, no
     total = lambda a: np.sum(a, axis=axes)
     slack = U64 * (set_size(dx.shape, axes) + 2)  # this test's own float64 sums
     zeros = np.zeros(total(dx).shape)
-    assert_within(
+    check.within(
         total(dx),
         Expected(zeros, total(b_dx) + slack * total(np.abs(dx))),
         what="sum of dL/dx over each set",
@@ -100,7 +99,7 @@ def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, no
         + slack * total(np.abs(dx * y))
         + eps_term
     )
-    assert_within(
+    check.within(
         total(dx * y),
         Expected(zeros, bound),
         what="sum of dL/dx * y over each set",

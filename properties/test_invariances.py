@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_within
 from properties.helpers import as64, assume_defined, expected_forward
 
 SHIFTS = st.one_of(st.sampled_from([1.0, -3.0, 0.5, 100.0]), st.floats(-1e3, 1e3))
@@ -21,7 +20,7 @@ SCALES = st.integers(-6, 6).map(lambda k: 2.0**k)
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm")
 @given(data=st.data())
-def test_output_is_invariant_to_a_shift_of_the_input(backend, norm, data):
+def test_output_is_invariant_to_a_shift_of_the_input(backend, norm, data, check):
     """norm(x + c) = norm(x) for any constant c: each pooled set's mean absorbs it.
 
     x + c is rounded to the dtype; the bound adds the exact effect of that rounding,
@@ -39,7 +38,7 @@ def test_output_is_invariant_to_a_shift_of_the_input(backend, norm, data):
         expected_forward(backend, norm, shifted),
     )
     rounding = np.abs(after.value - before.value)
-    assert_within(
+    check.within(
         backend.forward(norm, shifted),
         Expected(as64(backend.forward(norm, inputs)), before.bound + after.bound + rounding),
         what=f"output after adding {c!r} to x",
@@ -50,7 +49,7 @@ def test_output_is_invariant_to_a_shift_of_the_input(backend, norm, data):
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
 @given(data=st.data())
-def test_output_is_invariant_to_positive_scaling(backend, norm, data):
+def test_output_is_invariant_to_positive_scaling(backend, norm, data, check):
     """norm(a x; eps a^2) = norm(x; eps) for a > 0: mean and std scale with x, and eps with
     the variance. a is a power of two, so a x and eps a^2 are exact (unless they overflow or
     underflow, which discards the case)."""
@@ -62,7 +61,7 @@ def test_output_is_invariant_to_positive_scaling(backend, norm, data):
     assume_defined(norm, inputs)
     assume_defined(norm, scaled)  # eps a^2 may be too small for the dtype to hold
     before, after = expected_forward(backend, norm, inputs), expected_forward(backend, norm, scaled)
-    assert_within(
+    check.within(
         backend.forward(norm, scaled),
         Expected(as64(backend.forward(norm, inputs)), before.bound + after.bound),
         what=f"output after scaling x by {a!r} and eps by {a * a!r}",

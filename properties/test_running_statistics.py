@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 from normspec import core, reference
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_equal, assert_within, precision
 from properties.helpers import as64, expected_forward, require_training
 
 
 @pytest.mark.norms("batch_norm", "instance_norm")
 @given(data=st.data())
-def test_running_statistics_follow_the_recurrence(backend, norm, data):
+def test_running_statistics_follow_the_recurrence(backend, norm, data, check):
     """After k training steps, with a the weight of the new batch statistic (momentum if it
     weighs the new value, 1 - momentum if it weighs the old, 1/t for momentum None):
 
@@ -30,16 +29,16 @@ def test_running_statistics_follow_the_recurrence(backend, norm, data):
     case = data.draw(strategies.training_cases(norm, backend))
     run = case.run()
     result = backend.train(norm, run)
-    expected = reference.training(norm, run, precision(backend, case.dtype))
-    assert_equal(result.batches_seen, expected.batches_seen, what="batches seen", case=case)
-    assert_within(
+    expected = reference.training(norm, run, check.precision(backend, case.dtype))
+    check.equal(result.batches_seen, expected.batches_seen, what="batches seen", case=case)
+    check.within(
         result.running_mean,
         expected.running_mean,
         what="running_mean after k steps",
         case=case,
         dtype=case.dtype,
     )
-    assert_within(
+    check.within(
         result.running_var,
         expected.running_var,
         what="running_var after k steps",
@@ -47,14 +46,14 @@ def test_running_statistics_follow_the_recurrence(backend, norm, data):
         dtype=case.dtype,
     )
     for step, (observed, want) in enumerate(zip(result.outputs, expected.outputs, strict=True)):
-        assert_within(
+        check.within(
             observed, want, what=f"output of training step {step + 1}", case=case, dtype=case.dtype
         )
 
 
 @pytest.mark.norms("batch_norm", "instance_norm")
 @given(data=st.data())
-def test_evaluation_batch_norm_is_the_affine_map_of_running_statistics(backend, norm, data):
+def test_evaluation_batch_norm_is_the_affine_map_of_running_statistics(backend, norm, data, check):
     """In evaluation mode no statistic of x is used: per channel c,
 
         y = scale_c * x + shift_c,  scale_c = weight_c / sqrt(running_var_c + eps),
@@ -73,7 +72,7 @@ def test_evaluation_batch_norm_is_the_affine_map_of_running_statistics(backend, 
     scale = weight / np.sqrt(along(inputs.running_var) + case.eps)
     shift = bias - along(inputs.running_mean) * scale
     bound = expected_forward(backend, norm, inputs).bound
-    assert_within(
+    check.within(
         y,
         Expected(scale * as64(inputs.x) + shift, bound),
         what="evaluation-mode output",

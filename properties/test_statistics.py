@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 from normspec import core
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_within
 from properties.helpers import ETA64, U64, assume_defined, expected_forward, pooled, set_size
 
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
 @given(data=st.data())
-def test_output_has_zero_mean_and_unit_variance(backend, norm, data):
+def test_output_has_zero_mean_and_unit_variance(backend, norm, data, check):
     """Without affine, over every pooled set S of y = norm(x):
 
         mean_S(y) = 0   and   var_S(y) = var_S(x) / (var_S(x) + eps)
@@ -40,7 +39,7 @@ def test_output_has_zero_mean_and_unit_variance(backend, norm, data):
         square_bound = (
             mean((2 * np.abs(exact) + bound) * bound) + slack * mean(np.square(y)) + underflow
         )
-        assert_within(
+        check.within(
             mean(np.square(y)),
             Expected(ms / (ms + case.eps), square_bound),
             what="mean of y^2 over each set",
@@ -50,7 +49,7 @@ def test_output_has_zero_mean_and_unit_variance(backend, norm, data):
         return
     _, var = core.moments(x, axes)
     mean_bound = mean(bound) + slack * mean(np.abs(y)) + underflow
-    assert_within(
+    check.within(
         mean(y),
         Expected(np.zeros_like(var), mean_bound),
         what="mean of y over each set",
@@ -64,7 +63,7 @@ def test_output_has_zero_mean_and_unit_variance(backend, norm, data):
         + slack * mean(np.square(y))
         + underflow
     )
-    assert_within(
+    check.within(
         observed_var,
         Expected(var / (var + case.eps), var_bound),
         what="variance of y over each set",

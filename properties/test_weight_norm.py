@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from normspec import core
 from normspec.reference import Expected
 from properties import strategies
-from properties.assertions import assert_within
 from properties.helpers import U64, as64, expected_forward
 
 SCALES = st.integers(-6, 6).map(lambda k: 2.0**k)
@@ -25,7 +24,7 @@ def _norm_axes(inputs) -> tuple[int, ...]:
 
 @pytest.mark.norms("weight_norm")
 @given(data=st.data())
-def test_weight_norm_has_norm_g(backend, norm, data):
+def test_weight_norm_has_norm_g(backend, norm, data, check):
     """||w|| over every axis but dim equals |g|, for w = g v / ||v||. Bound: by the triangle
     inequality | ||w_computed|| - ||w|| | <= ||B||, B the elementwise bound of w."""
     case = data.draw(strategies.cases(norm, backend))
@@ -35,7 +34,7 @@ def test_weight_norm_has_norm_g(backend, norm, data):
     axes = _norm_axes(inputs)
     length = lambda a: np.sqrt(np.sum(np.square(a), axis=axes, keepdims=True))
     g = np.abs(as64(inputs.weight))
-    assert_within(
+    check.within(
         length(w),
         Expected(g, length(bound) + U64 * (w.size + 2) * g),
         what="norm of w over the non-dim axes",
@@ -46,7 +45,7 @@ def test_weight_norm_has_norm_g(backend, norm, data):
 
 @pytest.mark.norms("weight_norm")
 @given(data=st.data())
-def test_weight_norm_is_invariant_to_positive_scaling_of_v(backend, norm, data):
+def test_weight_norm_is_invariant_to_positive_scaling_of_v(backend, norm, data, check):
     """w(a v, g) = w(v, g) for a > 0: only the direction of v matters. a is a power of two,
     so a v is exact unless it overflows or underflows (such cases are discarded)."""
     case = data.draw(strategies.cases(norm, backend))
@@ -58,7 +57,7 @@ def test_weight_norm_is_invariant_to_positive_scaling_of_v(backend, norm, data):
         expected_forward(backend, norm, inputs).bound
         + expected_forward(backend, norm, scaled).bound
     )
-    assert_within(
+    check.within(
         backend.forward(norm, scaled),
         Expected(as64(backend.forward(norm, inputs)), bound),
         what=f"w after scaling v by {a!r}",

@@ -219,3 +219,45 @@ def test_channel_shapes_pool_at_least_min_pooled_values(
 def test_array_recipes_rejects_unknown_kinds_with_the_allowed_ones(data):
     with pytest.raises(NormParameterError, match=r"unknown data kinds \['uniform'\]; allowed: "):
         data.draw(array_recipes((2, 3), kinds=("normal", "uniform")))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"norm": "batchnorm"}, r"unknown norm 'batchnorm'; allowed: batch_norm, "),
+        ({"affine": 1}, r"affine must be True, False or None, got 1"),
+        ({"norm": "layer_norm", "training": False}, r"training=False .* not layer_norm"),
+        ({"min_eps": 2.0}, r"min_eps must be in \[0, 1\], got 2.0"),
+        ({"dtype": "bfloat16"}, r"numpy does not support batch_norm in 'bfloat16'; allowed: "),
+        ({"max_size": 0}, r"max_size must be an integer >= 1, got 0"),
+        ({"min_batch": 1.5}, r"min_batch must be an integer >= 1, got 1.5"),
+    ],
+)
+def test_cases_refuses_bad_arguments_when_built_naming_what_is_allowed(arguments, message):
+    """As Hypothesis' own strategies do: the error comes when the strategy is built, not at the
+    first draw, and names the argument, the value and what is allowed."""
+    arguments = {"norm": "batch_norm", **arguments}
+    with pytest.raises(NormParameterError, match=message):
+        cases(arguments.pop("norm"), BACKEND, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"norm": "layer_norm"}, r"training cases exist for batch_norm, instance_norm"),
+        ({"max_size": -1}, r"max_size must be an integer >= 1, got -1"),
+        ({"dtypes": ("float8",)}, r"dtypes must be a non-empty subset of"),
+        ({"estimators": ("bessel",)}, r"estimators must be a non-empty subset of"),
+    ],
+)
+def test_training_cases_refuses_bad_arguments_when_built(arguments, message):
+    arguments = {"norm": "batch_norm", **arguments}
+    with pytest.raises(NormParameterError, match=message):
+        training_cases(arguments.pop("norm"), BACKEND, **arguments)
+
+
+def test_a_strategy_is_built_once_per_combination_of_arguments():
+    """Building a strategy costs Hypothesis validation on every draw that builds it: the same
+    arguments give the same strategy object."""
+    assert cases("layer_norm", BACKEND, affine=False) is cases("layer_norm", BACKEND, affine=False)
+    assert training_cases("batch_norm", BACKEND) is training_cases("batch_norm", BACKEND)

@@ -294,3 +294,66 @@ class LayoutMisdeclared(NumpyBackend):
     caught_by = ("test_layout_is_as_declared",)
     caught_on = ("batch_norm",)
     conventions = replace(NumpyBackend.conventions, layout="channels_last")
+
+
+class NanSpreadsAcrossSets(NumpyBackend):
+    """For overflow safety the kernel divides x by the largest |x| of the whole tensor (and
+    eps by its square) before normalizing: exact arithmetic is unchanged, but one NaN in any
+    pooled set makes every output NaN. Caught by the NaN-confinement property."""
+
+    caught_by = ("test_a_nan_stays_in_its_pooled_set",)
+    caught_on = ("layer_norm", "batch_norm")
+
+    def statistics(self, x, axes):
+        scale = np.max(np.abs(x))  # NaN as soon as any value is NaN
+        mean, var = super().statistics(x / scale, axes)
+        return mean * scale, var * scale * scale
+
+
+class AllNan(NumpyBackend):
+    """Every output is NaN (a kernel that never writes its output buffer, read back as NaN).
+    NaN must never compare equal to NaN: the properties that compare the backend with itself
+    (shift and scale invariance, batch independence, the equivalences between norms) catch it,
+    not only the agreement with the spec."""
+
+    caught_by = (
+        "test_output_is_invariant_to_a_shift_of_the_input",
+        "test_output_is_invariant_to_positive_scaling",
+        "test_each_sample_gets_the_output_it_gets_alone",
+        "test_training_batch_norm_is_permutation_equivariant_over_the_batch",
+        "test_group_norm_with_one_group_equals_layer_norm",
+        "test_group_norm_with_one_group_per_channel_equals_instance_norm",
+        "test_forward_agrees_with_the_spec",
+    )
+    caught_on = ("batch_norm", "group_norm", "layer_norm")
+
+    def forward(self, norm, inputs):
+        return np.full_like(super().forward(norm, inputs), np.nan)
+
+
+class HalfInputGivesFloat64(NumpyBackend):
+    """forward computes in float64 and forgets to round back: a float16 input gives a float64
+    output, whose numbers the tolerance model for float16 would wrongly accept. Caught by the
+    protocol check of every call (properties/checked.py), here in the agreement with the spec."""
+
+    caught_by = ("test_forward_agrees_with_the_spec",)
+    caught_on = ("layer_norm",)
+
+    def forward(self, norm, inputs):
+        x = inputs.x.astype(np.float64)
+        return super().forward(norm, replace(inputs, x=x, weight=_f64(inputs.weight)))
+
+
+class ReturnsAList(NumpyBackend):
+    """forward returns a nested Python list (as `.tolist()` would) instead of an ndarray.
+    Caught by the protocol check of every call."""
+
+    caught_by = ("test_forward_agrees_with_the_spec",)
+    caught_on = ("rms_norm",)
+
+    def forward(self, norm, inputs):
+        return super().forward(norm, inputs).tolist()
+
+
+def _f64(a):
+    return None if a is None else a.astype(np.float64)

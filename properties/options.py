@@ -1,0 +1,98 @@
+"""The suite's options and Hypothesis profiles.
+
+Options (all optional):
+    --backend NAME        a built-in backend or package.module:attr (repeatable; default: all)
+    --norm NAME           restrict to these norms (repeatable; default: all)
+    --property NAME       restrict to these property functions (repeatable; default: all)
+    --profile NAME        ci (derandomized, fast), dev, or hunt (long searches)
+    --max-examples N      override the profile's number of examples per property
+    --known-deviations F  an extra TOML file of known deviations (strict xfails)
+    --results FILE        write the run's record (results, precision, backends) as JSON
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from backends.registry import BUILTIN
+from normspec.vocabulary import NORMS
+
+PROFILES = ("ci", "dev", "hunt")
+_QUIET = [
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.filter_too_much,
+    HealthCheck.differing_executors,
+    # `check` and `deviating_members` are per test item, and the same for all its examples
+    HealthCheck.function_scoped_fixture,
+]
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=_QUIET,
+    print_blob=False,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
+settings.register_profile(
+    "dev", max_examples=100, deadline=None, suppress_health_check=_QUIET, print_blob=True
+)
+settings.register_profile(
+    "hunt", max_examples=2000, deadline=None, suppress_health_check=_QUIET, print_blob=True
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The suite's command-line options."""
+    group = parser.getgroup("normspec")
+    group.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        help="backend to test: " + ", ".join(BUILTIN) + ", or package.module:attr",
+    )
+    group.addoption(
+        "--norm",
+        action="append",
+        default=[],
+        choices=NORMS,
+        help="norm to test (repeatable; default: all)",
+    )
+    group.addoption(
+        "--property",
+        action="append",
+        default=[],
+        help="property test function to run (repeatable; default: all)",
+    )
+    group.addoption("--profile", default="ci", choices=PROFILES, help="Hypothesis profile")
+    group.addoption(
+        "--max-examples",
+        type=int,
+        default=None,
+        help="examples per property (overrides the profile)",
+    )
+    group.addoption(
+        "--known-deviations",
+        action="append",
+        default=[],
+        help="extra TOML file of known deviations, run as strict xfails",
+    )
+    group.addoption("--results", default=None, help="write the run's record as JSON here")
+
+
+def load_profile(config: pytest.Config) -> None:
+    """Load the chosen Hypothesis profile, with --max-examples applied."""
+    profile = config.getoption("--profile")
+    max_examples = config.getoption("--max-examples")
+    if max_examples is not None:
+        if max_examples < 1:
+            raise pytest.UsageError(f"--max-examples must be >= 1, got {max_examples}")
+        settings.register_profile(
+            f"{profile}-n", parent=settings.get_profile(profile), max_examples=max_examples
+        )
+        profile = f"{profile}-n"
+    settings.load_profile(profile)

@@ -1,0 +1,141 @@
+"""The record of a run: one result per property x norm x backend, the precision table and the
+observed conventions, written as JSON at the end of the session (`--results FILE`).
+
+One `Recorder` per pytest session lives on `config.normspec_recorder`; each property's
+`Check` (properties/assertions.py) writes into it. No module-level state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Recorder:
+    """What a run has recorded so far."""
+
+    results: list[dict] = field(default_factory=list)
+    #: (property, backend, norm, dtype, quantity) -> {"worst": ratio, "case": repr}
+    worst: dict[tuple[str, str, str, str, str], dict] = field(default_factory=dict)
+    conventions: list[dict] = field(default_factory=list)
+
+    def precision(self, key: tuple[str, str, str, str, str], ratio: float, case: str) -> None:
+        """Keep the worst error / bound ratio seen for `key`, with its case."""
+        entry = self.worst.get(key)
+        if entry is None or ratio > entry["worst"]:
+            self.worst[key] = {"worst": ratio, "case": case}
+
+    def observe(
+        self,
+        backend: str,
+        convention: str,
+        declared: object,
+        observed: object,
+        agrees: bool | None = None,
+    ) -> None:
+        """Record what `backend` declared for `convention` and what a property observed; they
+        agree if equal, unless the property judged agreement itself (a measured number)."""
+        entry = {
+            "backend": backend,
+            "convention": convention,
+            "declared": declared,
+            "observed": observed,
+            "agrees": declared == observed if agrees is None else agrees,
+        }
+        if entry not in self.conventions:
+            self.conventions.append(entry)
+
+    def precision_rows(self) -> list[dict]:
+        """The precision table, one row per (property, backend, norm, dtype, quantity)."""
+        return [
+            {
+                "property": k[0],
+                "backend": k[1],
+                "norm": k[2],
+                "dtype": k[3],
+                "quantity": k[4],
+                "worst_error_over_bound": v["worst"],
+                "case": v["case"],
+            }
+            for k, v in sorted(self.worst.items())
+        ]
+
+
+def result_record(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    call: pytest.CallInfo,
+    subject: tuple[str, list, str],
+    cases: int,
+) -> dict:
+    """The result of one property x norm x backend (or pair), as the reports show it."""
+    name, backends, norm = subject
+    record = {
+        "norm": norm,
+        "backend": name,
+        "property": item.originalname,
+        "kind": "differential" if len(backends) > 1 else "single",
+        "nodeid": item.nodeid,
+        "duration_s": round(report.duration, 4),
+        "examples": cases,
+    }
+    if hasattr(report, "wasxfail"):
+        # an xfail that passed: these examples did not reach the known deviation
+        status = "xfailed" if report.skipped else "xpassed"
+        record["reason"] = report.wasxfail
+    elif report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        status = "not provided" if reason.startswith("not provided") else "skipped"
+        record["reason"] = reason
+        record["examples"] = 0  # a skipped cell ran no example
+    else:
+        status = report.outcome
+    record["status"] = status
+    if status == "failed" and call.excinfo is not None:
+        error = call.excinfo.value
+        notes = getattr(error, "__notes__", [])
+        record["message"] = str(error).strip()
+        record["falsifying_example"] = (
+            "\n".join(n for n in notes if n.startswith(("Falsifying", "Draw"))) or None
+        )
+        record["reproduction"] = (
+            f"normspec check {' '.join('--backend ' + b.name for b in backends)} --norm {norm} "
+            f"--property {item.originalname} --profile {item.config.getoption('--profile')}"
+        )
+    return record
+
+
+def write_record(
+    path: Path,
+    *,
+    profile: str,
+    backends: list,
+    recorder: Recorder,
+    known_deviations: list[dict],
+) -> None:
+    """The run's record as JSON: what the runner's reports are made from."""
+    record = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "profile": profile,
+        "backends": [
+            {
+                "name": b.name,
+                "version": b.version() if not b.unavailable_reason() else "",
+                "unavailable": b.unavailable_reason(),
+                "layout": b.conventions.layout,
+                "norms": sorted(b.norms),
+            }
+            for b in backends
+        ],
+        "results": recorder.results,
+        "precision": recorder.precision_rows(),
+        "conventions": recorder.conventions,
+        "known_deviations": known_deviations,
+    }
+    path.write_text(json.dumps(record, indent=1, default=str))
