@@ -22,6 +22,33 @@ from hypothesis import currently_in_test_context, reject
 
 from backends.protocol import Backend, Refused
 from normspec.vocabulary import Gradients, NormInputs, TrainingResult, TrainingRun
+from properties.recording import Recorder
+
+
+def _array(a: np.ndarray) -> str:
+    with np.errstate(all="ignore"):
+        values = np.asarray(a, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        span = f"{finite.min():.6g}..{finite.max():.6g}" if finite.size else "no finite value"
+    extra = "" if finite.size == values.size else f", {values.size - finite.size} NaN or inf"
+    return f"{a.dtype}{tuple(a.shape)} in {span}{extra}"
+
+
+def describe(call_input: object) -> str:
+    """A short description of a call's input: shapes, dtypes, value ranges and parameters."""
+    if isinstance(call_input, TrainingRun):
+        batches = ", ".join(_array(b) for b in call_input.batches)
+        return f"batches [{batches}], eps={call_input.eps!r}, momentum={call_input.momentum!r}"
+    if isinstance(call_input, NormInputs):
+        parts = [f"x {_array(call_input.x)}"]
+        for name in ("eps", "num_groups", "normalized_shape", "dim", "training"):
+            value = getattr(call_input, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
+        return ", ".join(parts)
+    if isinstance(call_input, tuple):  # train_with_defaults: the batches
+        return "batches [" + ", ".join(_array(b) for b in call_input) + "]"
+    return repr(call_input)
 
 
 class ProtocolError(AssertionError):
@@ -85,8 +112,9 @@ class CheckedBackend:
     Every attribute that is not a call (name, conventions, norms, dtypes, ...) is the
     backend's own."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, recorder: Recorder | None = None) -> None:
         self.unchecked = backend
+        self.recorder = recorder
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.unchecked, name)
@@ -94,31 +122,33 @@ class CheckedBackend:
     def __repr__(self) -> str:
         return repr(self.unchecked)
 
-    def _refusal(self, call, *args):
+    def _call(self, call, norm, *args):
+        if self.recorder is not None:  # journal the input first: the call may not return
+            self.recorder.calling(self.unchecked.name, call.__name__, norm, describe(args[0]))
         try:
-            return call(*args)
+            return call(norm, *args)
         except Refused:
             if currently_in_test_context():
                 reject()
             raise
 
     def forward(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        y = self._refusal(self.unchecked.forward, norm, inputs)
+        y = self._call(self.unchecked.forward, norm, inputs)
         check_array("forward's output", y, inputs.x.shape, inputs.x.dtype)
         return y
 
     def forward_with_defaults(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        y = self._refusal(self.unchecked.forward_with_defaults, norm, inputs)
+        y = self._call(self.unchecked.forward_with_defaults, norm, inputs)
         check_array("forward_with_defaults's output", y, inputs.x.shape, inputs.x.dtype)
         return y
 
     def vjp(self, norm: str, inputs: NormInputs, grad_y: np.ndarray) -> Gradients:
-        grads = self._refusal(self.unchecked.vjp, norm, inputs, grad_y)
+        grads = self._call(self.unchecked.vjp, norm, inputs, grad_y)
         check_gradients(grads, inputs, norm)
         return grads
 
     def train(self, norm: str, run: TrainingRun) -> TrainingResult:
-        result = self._refusal(self.unchecked.train, norm, run)
+        result = self._call(self.unchecked.train, norm, run)
         check_training(result, run.batches)
         return result
 
@@ -129,7 +159,7 @@ class CheckedBackend:
         initial_mean: np.ndarray,
         initial_var: np.ndarray,
     ) -> TrainingResult:
-        result = self._refusal(
+        result = self._call(
             self.unchecked.train_with_defaults, norm, batches, initial_mean, initial_var
         )
         check_training(result, batches)

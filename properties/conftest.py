@@ -28,7 +28,7 @@ from properties.deviations import (
     DeviationsFileError,
     load_deviations,
 )
-from properties.recording import Recorder, result_record, write_record
+from properties.recording import Recorder, backend_rows, result_record, write_record
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,8 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     options.load_profile(config)
     names = list(dict.fromkeys(config.getoption("--backend"))) or list(BUILTIN)
-    config.normspec_backends = [CheckedBackend(load_backend(name)) for name in names]
-    config.normspec_recorder = Recorder()
+    journal = config.getoption("--journal")
+    config.normspec_recorder = Recorder(journal=Path(journal) if journal else None)
+    config.normspec_backends = [
+        CheckedBackend(load_backend(name), config.normspec_recorder) for name in names
+    ]
+    config.normspec_recorder.event(backends=backend_rows(config.normspec_backends))
     paths = [KNOWN_DEVIATIONS, *map(Path, config.getoption("--known-deviations"))]
     try:
         config.normspec_deviations = Deviations(load_deviations(paths))
@@ -84,6 +88,8 @@ def subject(item: pytest.Item) -> tuple[str, list[Backend], str] | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # a property none of whose norms (or pairs) was selected is not run at all
     chosen = config.getoption("--property")
+    skip_file = config.getoption("--skip-nodeids")
+    done = set(Path(skip_file).read_text().split("\n")) if skip_file else set()
     unselected = [
         i
         for i in items
@@ -92,6 +98,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for m in i.iter_markers("skip")
         )
         or (chosen and i.originalname not in chosen)
+        or i.nodeid in done
     ]
     if unselected:
         config.hook.pytest_deselected(items=unselected)
@@ -141,6 +148,13 @@ def _skip_what_cannot_run(request: pytest.FixtureRequest) -> None:
             pytest.skip(f"not provided: {backend.name} has no {norm}")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    found = subject(item)
+    if found is not None:
+        item.config.normspec_recorder.start(item.nodeid, found, item.originalname)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
@@ -151,8 +165,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         check = getattr(item, "funcargs", {}).get("check")
         record = result_record(item, report, call, found, check.cases if check else 0)
-        item.config.normspec_recorder.results.append(record)
-        item.config.normspec_deviations.count(item, record["status"], record.get("reason", ""))
+        if hasattr(item, "normspec_deviation"):
+            record["known_deviation"] = item.normspec_deviation
+        item.config.normspec_recorder.add(record)
+        item.config.normspec_deviations.count(record)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -167,8 +183,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    if config.normspec_deviations.settle(config):
+    full_run = not config.getoption("--property") and not config.getoption("--norm")
+    profile = config.getoption("--profile")
+    if config.normspec_deviations.settle(profile=profile, full_run=full_run):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    config.normspec_recorder.event(
+        finished=int(session.exitstatus), known_deviations=config.normspec_deviations.records()
+    )
     path = config.getoption("--results")
     if path:
         write_record(

@@ -105,20 +105,21 @@ class Deviations:
             ):
                 item.add_marker(pytest.mark.xfail(strict=False, reason=reason(entry)))
                 item.normspec_deviation = index
-                tally.matched += 1
                 return
 
-    def count(self, item: pytest.Item, status: str, skip_reason: str = "") -> None:
-        """Count the outcome of a marked item: ran (xfailed or xpassed) or skipped."""
-        index = getattr(item, "normspec_deviation", None)
+    def count(self, record: dict) -> None:
+        """Count a result of a test a deviation covers (`record["known_deviation"]`, its
+        index): ran (xfailed or xpassed), or skipped with its reason."""
+        index = record.get("known_deviation")
         if index is None:
             return
         tally = self.tallies[index]
-        if status in ("xfailed", "xpassed"):
+        tally.matched += 1
+        if record["status"] in ("xfailed", "xpassed"):
             tally.ran += 1
-            tally.failed += status == "xfailed"
-        elif status in ("skipped", "not provided"):
-            tally.skipped_because.add(skip_reason)
+            tally.failed += record["status"] == "xfailed"
+        elif record["status"] in ("skipped", "not provided"):
+            tally.skipped_because.add(record.get("reason", ""))
 
     def members(self, norm: str, backends: list) -> dict[str, str]:
         """{member name: reason} for each of `backends` with a known deviation for `norm`."""
@@ -130,14 +131,13 @@ class Deviations:
                         found.setdefault(backend.name, reason(tally.entry))
         return found
 
-    def settle(self, config: pytest.Config) -> list[Tally]:
+    def settle(self, *, profile: str, full_run: bool) -> list[Tally]:
         """Mark and return the deviations a full ci run ran but did not observe.
 
         Which of an entry's tests the ci draws reach depends on the draws, so strictness is
-        per entry: a ci run over every norm and property must see one of its tests fail.
-        Entries with `ci_reaches = false` are watched by their reproduction instead."""
-        full_run = not config.getoption("--property") and not config.getoption("--norm")
-        if config.getoption("--profile") != "ci" or not full_run:
+        per entry: a ci run over every norm and property (`full_run`) must see one of its
+        tests fail. Entries with `ci_reaches = false` are watched by their reproduction."""
+        if profile != "ci" or not full_run:
             return []
         gone = [
             t for t in self.tallies if t.ran and not t.failed and t.entry.get("ci_reaches", True)

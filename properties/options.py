@@ -8,6 +8,8 @@ Options (all optional):
     --max-examples N      override the profile's number of examples per property
     --known-deviations F  an extra TOML file of known deviations (strict xfails)
     --results FILE        write the run's record (results, precision, backends) as JSON
+    --journal FILE        append each event as it happens (the runner's crash isolation)
+    --skip-nodeids FILE   test ids not to run (the part of the run before a crash)
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def add_options(parser: pytest.Parser) -> None:
         help="extra TOML file of known deviations, run as strict xfails",
     )
     group.addoption("--results", default=None, help="write the run's record as JSON here")
+    group.addoption(
+        "--journal",
+        default=None,
+        help="append every event of the run to this file as it happens (JSON lines)",
+    )
+    group.addoption(
+        "--skip-nodeids",
+        default=None,
+        help="a file of test ids (one a line) not to run: those a previous part of the run did",
+    )
 
 
 def load_profile(config: pytest.Config) -> None:

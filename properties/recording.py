@@ -3,6 +3,13 @@ observed conventions, written as JSON at the end of the session (`--results FILE
 
 One `Recorder` per pytest session lives on `config.normspec_recorder`; each property's
 `Check` (properties/assertions.py) writes into it. No module-level state.
+
+With a journal (`--journal FILE`), the recorder also appends every event to that file as one
+JSON line the moment it happens: a property starting, its result, a new worst precision
+ratio, an observed convention, and the end of the session. A run whose process dies (a
+segfaulting kernel, os._exit, a hang killed by the runner's time limit) leaves in its journal
+everything recorded up to the property that killed it, which the runner names as the
+culprit; see normspec/runner/isolation.py.
 """
 
 from __future__ import annotations
@@ -23,12 +30,39 @@ class Recorder:
     #: (property, backend, norm, dtype, quantity) -> {"worst": ratio, "case": repr}
     worst: dict[tuple[str, str, str, str, str], dict] = field(default_factory=dict)
     conventions: list[dict] = field(default_factory=list)
+    journal: Path | None = None
+    _file: object = field(default=None, repr=False)
+
+    def event(self, **event: object) -> None:
+        """Append one event to the journal, flushed at once (a crash may follow)."""
+        if self.journal is None:
+            return
+        if self._file is None:
+            self._file = self.journal.open("a", buffering=1)  # line-buffered
+        self._file.write(json.dumps(event, default=str) + "\n")
+        self._file.flush()
+
+    def calling(self, backend: str, method: str, norm: str, description: str) -> None:
+        """A backend is about to be called: if it never returns, this was its input."""
+        if self.journal is not None:
+            self.event(call=f"{backend}.{method}({norm!r}, {description})")
+
+    def start(self, nodeid: str, subject: tuple[str, list, str], property_name: str) -> None:
+        """A property starts: if the process dies now, this is the one that killed it."""
+        name, _, norm = subject
+        self.event(start=nodeid, backend=name, norm=norm, property=property_name)
+
+    def add(self, record: dict) -> None:
+        """One result of a property x norm x backend."""
+        self.results.append(record)
+        self.event(result=record)
 
     def precision(self, key: tuple[str, str, str, str, str], ratio: float, case: str) -> None:
         """Keep the worst error / bound ratio seen for `key`, with its case."""
         entry = self.worst.get(key)
         if entry is None or ratio > entry["worst"]:
             self.worst[key] = {"worst": ratio, "case": case}
+            self.event(precision=list(key), worst=ratio, case=case)
 
     def observe(
         self,
@@ -49,6 +83,7 @@ class Recorder:
         }
         if entry not in self.conventions:
             self.conventions.append(entry)
+            self.event(convention=entry)
 
     def precision_rows(self) -> list[dict]:
         """The precision table, one row per (property, backend, norm, dtype, quantity)."""
@@ -111,6 +146,20 @@ def result_record(
     return record
 
 
+def backend_rows(backends: list) -> list[dict]:
+    """Each backend of the run: name, version, why it cannot run here, layout, norms."""
+    return [
+        {
+            "name": b.name,
+            "version": b.version() if not b.unavailable_reason() else "",
+            "unavailable": b.unavailable_reason(),
+            "layout": b.conventions.layout,
+            "norms": sorted(b.norms),
+        }
+        for b in backends
+    ]
+
+
 def write_record(
     path: Path,
     *,
@@ -123,16 +172,7 @@ def write_record(
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "profile": profile,
-        "backends": [
-            {
-                "name": b.name,
-                "version": b.version() if not b.unavailable_reason() else "",
-                "unavailable": b.unavailable_reason(),
-                "layout": b.conventions.layout,
-                "norms": sorted(b.norms),
-            }
-            for b in backends
-        ],
+        "backends": backend_rows(backends),
         "results": recorder.results,
         "precision": recorder.precision_rows(),
         "conventions": recorder.conventions,

@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -97,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="an extra TOML file of known deviations (strict xfails), e.g. your own kernels'",
     )
     check.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="the time limit of one property x norm x backend: a property that runs longer is "
+        "killed and reported as failed (timed out), and the run goes on; 0 for no limit",
+    )
+    check.add_argument(
         "-v", "--verbose", action="store_true", help="show each property as it runs, and tracebacks"
     )
     backends = commands.add_parser(
@@ -122,6 +131,8 @@ def validate(args: argparse.Namespace) -> str | None:
     for name in args.property:
         if name not in known:
             return f"unknown property {name!r}; valid properties: {', '.join(known)}"
+    if args.timeout < 0:
+        return f"--timeout must be >= 0 seconds (0: no limit), got {args.timeout:g}"
     if args.max_examples is not None and args.max_examples < 1:
         return f"--max-examples must be a positive integer, got {args.max_examples}"
     for name in args.backend:
@@ -148,6 +159,7 @@ def check(args: argparse.Namespace) -> int:
         max_examples=args.max_examples,
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
         verbose=args.verbose,
+        timeout_s=args.timeout or None,
     )
     run = run_properties(request)
     if not run.record.get("results"):

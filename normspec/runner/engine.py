@@ -7,14 +7,16 @@ directory `normspec check` was started in.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
+import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from normspec.runner.isolation import DEFAULT_TIMEOUT_S, Journal, run_isolated
+from properties.deviations import KNOWN_DEVIATIONS, Deviations, load_deviations
 
 PROPERTIES = Path(__file__).resolve().parents[2] / "properties"
 
@@ -31,6 +33,8 @@ class CheckRequest:
     known_deviations: tuple[str, ...] = ()
     verbose: bool = False
     pytest_args: tuple[str, ...] = field(default_factory=tuple)
+    #: the time limit of one property x norm x backend, in seconds (None: no limit)
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,54 @@ def pytest_command(request: CheckRequest, results: Path) -> list[str]:
 
 
 def run_properties(request: CheckRequest) -> CheckRun:
-    """Run the property suite, streaming pytest's progress, and return what it recorded."""
+    """Run the property suite, streaming pytest's progress, and return what it recorded.
+
+    The suite runs isolated (normspec/runner/isolation.py): a property that crashes or hangs
+    its process is recorded as failed and the rest of the suite still runs."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     cwd = os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
-    with tempfile.TemporaryDirectory(prefix="normspec-") as tmp:
-        results = Path(tmp) / "results.json"
-        start = time.perf_counter()
-        exit_code = subprocess.call(pytest_command(request, results), env=env, cwd=cwd)
-        seconds = time.perf_counter() - start
-        record = json.loads(results.read_text()) if results.exists() else {}
-    return CheckRun(record, exit_code, seconds)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with tempfile.TemporaryDirectory(prefix="normspec-") as tmp:
+            start = time.perf_counter()
+            journal, exit_code = run_isolated(
+                pytest_command(request, Path(tmp) / "results.json"),
+                env=env,
+                cwd=cwd,
+                workdir=Path(tmp),
+                timeout_s=request.timeout_s,
+                profile=request.profile,
+            )
+            seconds = time.perf_counter() - start
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return CheckRun(record(request, journal), exit_code, seconds)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM: unwind, so that the suite's process group is stopped with us."""
+    raise SystemExit(128 + signum)
+
+
+def record(request: CheckRequest, journal: Journal) -> dict:
+    """The run's record, as properties/recording.py writes it, from the merged journal; the
+    known deviations are tallied over every part of the run."""
+    deviations = Deviations(
+        load_deviations([KNOWN_DEVIATIONS, *map(Path, request.known_deviations)])
+    )
+    for result in journal.results:
+        deviations.count(result)
+    deviations.settle(
+        profile=request.profile, full_run=not request.norms and not request.properties
+    )
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "profile": request.profile,
+        "backends": journal.backends,
+        "results": journal.results,
+        "precision": journal.precision_rows(),
+        "conventions": journal.conventions,
+        "known_deviations": deviations.records(),
+        "crashes": [c["message"] for c in journal.crashes],
+    }

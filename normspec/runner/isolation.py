@@ -1,0 +1,195 @@
+"""Crash isolation: a property that kills or hangs its process is a finding, not the end.
+
+Real kernels segfault, abort and deadlock on odd inputs. The property suite runs in a child
+process that journals every event as it happens (`--journal`, properties/recording.py). The
+runner watches the journal:
+
+* a property that runs longer than the time limit is killed with its whole process group;
+* a child that dies (a signal, os._exit, an abort in native code) is noticed when it exits;
+
+either way the property that was running (started, no result) is recorded as failed, with
+the signal, exit status or time limit, and the suite is started again without every test
+that already has a result and without the culprit. Every other result is kept. The time
+limit applies to each property x norm x backend separately; `normspec check --timeout`
+sets it (0 disables it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The default time limit of one property x norm x backend, in seconds.
+DEFAULT_TIMEOUT_S = 600.0
+#: How often the runner looks at its child, in seconds.
+_POLL_S = 0.05
+
+
+@dataclass
+class Journal:
+    """Everything a run's children journaled, merged."""
+
+    backends: list[dict] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+    worst: dict[tuple, dict] = field(default_factory=dict)
+    conventions: list[dict] = field(default_factory=list)
+    crashes: list[dict] = field(default_factory=list)
+    finished: int | None = None
+    #: the property started and not finished, when the child stopped: (event, start time)
+    running: tuple[dict, float] | None = None
+
+    def read(self, event: dict) -> None:
+        """Take one journaled event."""
+        if "backends" in event:
+            self.backends = event["backends"]
+        elif "start" in event:
+            self.running = (event, time.monotonic())
+        elif "call" in event and self.running:
+            self.running[0]["last_call"] = event["call"]
+        elif "result" in event:
+            self.results.append(event["result"])
+            self.running = None
+        elif "precision" in event:
+            key = tuple(event["precision"])
+            entry = self.worst.get(key)
+            if entry is None or event["worst"] > entry["worst"]:
+                self.worst[key] = {"worst": event["worst"], "case": event["case"]}
+        elif "convention" in event:
+            if event["convention"] not in self.conventions:
+                self.conventions.append(event["convention"])
+        elif "finished" in event:
+            self.finished = event["finished"]
+
+    def done(self) -> set[str]:
+        """The test ids that have a result (a crash counts)."""
+        return {r["nodeid"] for r in self.results}
+
+    def precision_rows(self) -> list[dict]:
+        """The precision table, as properties/recording.py writes it."""
+        return [
+            {
+                "property": k[0],
+                "backend": k[1],
+                "norm": k[2],
+                "dtype": k[3],
+                "quantity": k[4],
+                "worst_error_over_bound": v["worst"],
+                "case": v["case"],
+            }
+            for k, v in sorted(self.worst.items())
+        ]
+
+
+def crash_record(started: dict, message: str, seconds: float, profile: str) -> dict:
+    """The result of the property that was running when its process died or was killed."""
+    backends = started["backend"].split(" vs ")
+    return {
+        "norm": started["norm"],
+        "backend": started["backend"],
+        "property": started["property"],
+        "kind": "differential" if len(backends) > 1 else "single",
+        "nodeid": started["start"],
+        "duration_s": round(seconds, 4),
+        "examples": 0,
+        "status": "failed",
+        "message": message,
+        "falsifying_example": (
+            f"the last call: {started['last_call']}" if "last_call" in started else None
+        ),
+        "reproduction": (
+            f"normspec check {' '.join('--backend ' + b for b in backends)} "
+            f"--norm {started['norm']} --property {started['property']} --profile {profile}"
+        ),
+    }
+
+
+def why_it_stopped(returncode: int, timed_out: float | None) -> str:
+    """What killed the child, in words."""
+    if timed_out is not None:
+        return (
+            f"timed out: no result after {timed_out:g} s, the time limit of one property "
+            f"(normspec check --timeout SECONDS changes it); the process was killed"
+        )
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return f"crashed: the process was killed by signal {name} ({-returncode}) in this property"
+    return (
+        f"crashed: the process exited with status {returncode} in this property "
+        "(os._exit, or an abort in native code), without a result"
+    )
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to the child's whole process group, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    process.wait()
+
+
+def run_isolated(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    workdir: Path,
+    timeout_s: float | None,
+    profile: str,
+    on_event: Callable[[dict], None] | None = None,
+) -> tuple[Journal, int]:
+    """Run the suite's pytest `command` until every test has a result; return the merged
+    journal and the exit status of the last child (1 if any property crashed or hung)."""
+    journal = Journal()
+    skip_file = workdir / "skip-nodeids.txt"
+    skip_file.write_text("")
+    part = 0
+    while True:
+        part += 1
+        path = workdir / f"journal-{part}.jsonl"
+        path.write_text("")
+        journal.finished = None
+        arguments = [*command, "--journal", str(path), "--skip-nodeids", str(skip_file)]
+        process = subprocess.Popen(arguments, env=env, cwd=cwd, process_group=0)
+        timed_out = None
+        try:
+            with path.open() as events:
+                while True:
+                    returncode = process.poll()
+                    for line in events.readlines():
+                        if line.endswith("\n"):
+                            event = json.loads(line)
+                            journal.read(event)
+                            if on_event:
+                                on_event(event)
+                    if returncode is not None:
+                        break
+                    running = journal.running
+                    if timeout_s and running and time.monotonic() - running[1] > timeout_s:
+                        timed_out = timeout_s
+                        _stop(process)
+                        returncode = process.returncode
+                        break
+                    time.sleep(_POLL_S)
+        except BaseException:  # Ctrl-C, SIGTERM: the child goes with us
+            _stop(process, signal.SIGTERM)
+            raise
+        if journal.finished is not None and journal.running is None:
+            return journal, 1 if journal.crashes else returncode
+        if journal.running is None:  # died outside any property: nothing to blame, stop
+            journal.crashes.append({"message": why_it_stopped(returncode, timed_out)})
+            return journal, returncode if returncode > 0 else 1
+        started, since = journal.running
+        message = why_it_stopped(returncode, timed_out)
+        record = crash_record(started, message, time.monotonic() - since, profile)
+        journal.results.append(record)
+        journal.crashes.append(record)
+        journal.running = None
+        if on_event:
+            on_event({"result": record})
+        skip_file.write_text("\n".join(sorted(journal.done())))
