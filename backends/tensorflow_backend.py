@@ -1,6 +1,7 @@
 """The TensorFlow adapters: the Keras layers, the tf.nn ops, and the fused batch norm kernel.
 
-One hierarchy; each variant is a different code path of TensorFlow 2.21 / Keras 3:
+One hierarchy on the framework template of `backends.framework`; each variant is a different
+code path of TensorFlow 2.21 / Keras 3:
 
     TensorFlowBackend      the translation, shared by every variant
     ├── KerasBackend       "tensorflow": keras.layers.*Normalization, which own their state
@@ -11,72 +12,45 @@ One hierarchy; each variant is a different code path of TensorFlow 2.21 / Keras 
 
 Each translation lives in one place: layout in `framework_axes` (TensorFlow is channels-last:
 (N, C, *spatial) -> (N, *spatial, C) for the norms with a channel axis; LayerNorm and RMSNorm
-pool trailing axes and need none), momentum in `framework_momentum`, dtypes in `_tensor` and
-`_array`, gradients in `_vjp`. Names: Keras calls weight and bias `gamma` and `beta` (RMSNorm's
-weight `scale`), eps `epsilon` (`variance_epsilon` in tf.nn), the running statistics
-`moving_mean` and `moving_variance`, num_groups `groups`, and normalized_shape is the list of
-trailing `axis`. "TensorFlow's default" means the argument is not passed at all.
+pool trailing axes and need none), dtypes in `_tensor`, `param_dtype` and `to_numpy`,
+gradients in `recording`; momentum is translated by the template, from the conventions.
+Names: Keras calls weight and bias `gamma` and `beta` (RMSNorm's weight `scale`), eps
+`epsilon` (`variance_epsilon` in tf.nn), the running statistics `moving_mean` and
+`moving_variance`, num_groups `groups`, and normalized_shape is the list of trailing `axis`.
+"TensorFlow's default" means the argument is not passed at all.
 
 TensorFlow and Keras are imported lazily, so that this module imports without them.
 """
 
 from __future__ import annotations
 
-import abc
+import contextlib
 import functools
 import math
-import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from backends.protocol import (
-    Backend,
-    Conventions,
-    NormInputs,
-    TrainingResult,
-    TrainingRun,
+from backends.framework import (
+    DEFAULT,
+    FrameworkBackend,
+    FrameworkRun,
+    Gradient,
+    Requirement,
+    given,
 )
-from normspec.vocabulary import Gradients, MomentumWeighs
+from backends.protocol import Conventions, NormInputs
 
-TENSORFLOW_REQUIREMENT = "tensorflow-cpu==2.21.0"
+_QUIET = ("TF_CPP_MIN_LOG_LEVEL", "2")
+TENSORFLOW = Requirement("tensorflow", "tensorflow-cpu==2.21.0", environment=(_QUIET,))
+#: Keras 3 comes with TensorFlow; on TensorFlow's backend unless KERAS_BACKEND says otherwise.
+KERAS = Requirement(
+    "keras", "tensorflow-cpu==2.21.0", environment=(_QUIET, ("KERAS_BACKEND", "tensorflow"))
+)
 #: The norms with a channel axis: TensorFlow wants it last.
 CHANNEL_NORMS = frozenset({"batch_norm", "instance_norm", "group_norm"})
 KERAS_NORMS = frozenset({"batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm"})
-
-
-class _TfDefault:
-    """The value of an argument left to TensorFlow: it is not passed at all."""
-
-    def __repr__(self) -> str:
-        return "<tensorflow's default>"
-
-
-DEFAULT = _TfDefault()
-
-
-@functools.cache
-def _import_tensorflow() -> Any:
-    """tensorflow, imported on first use (raises ImportError when it is not installed)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
-
-
-@functools.cache
-def _import_keras() -> Any:
-    """keras, on the TensorFlow backend unless KERAS_BACKEND says otherwise."""
-    _import_tensorflow()
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
-    return keras
-
-
-def _given(**arguments: Any) -> dict[str, Any]:
-    """The keyword arguments to pass: those not left to TensorFlow's default."""
-    return {name: value for name, value in arguments.items() if value is not DEFAULT}
 
 
 _NOTES = {
@@ -86,79 +60,12 @@ _NOTES = {
 }
 
 
-class TensorFlowBackend(Backend):
+class TensorFlowBackend(FrameworkBackend):
     """The translation between normspec's vocabulary and TensorFlow, shared by every variant."""
 
+    requirements = (TENSORFLOW,)
     dtypes = ("float16", "bfloat16", "float32", "float64")
     trains = frozenset({"batch_norm"})
-
-    # --- the protocol -----------------------------------------------------------------------
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            _import_tensorflow()
-        except ImportError as error:
-            return f"tensorflow is not installed: pip install {TENSORFLOW_REQUIREMENT} ({error})"
-        return None
-
-    def version(self) -> str:
-        try:
-            return _import_tensorflow().__version__
-        except ImportError:
-            return ""
-
-    def forward(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        return self._forward(norm, inputs, inputs.eps)
-
-    def forward_with_defaults(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        return self._forward(norm, inputs, DEFAULT)
-
-    def vjp(self, norm: str, inputs: NormInputs, grad_y: np.ndarray) -> Gradients:
-        tf = _import_tensorflow()
-        self._check(norm)
-        dtype = inputs.x.dtype
-        x = self._input(norm, inputs.x)
-        weight, bias = self._parameters(norm, inputs.weight, inputs.bias, dtype)
-        with tf.GradientTape() as tape:
-            tape.watch([t for t in (x, weight, bias) if t is not None])
-            y, sources = self._call(norm, inputs, x, weight, bias, inputs.eps)
-        if inputs.weight is None:  # the spec's Gradients have parameters only with a weight
-            sources = (sources[0], None, None)
-        wanted = [s for s in sources if s is not None]
-        # The VJP is the gradient of sum(grad_y * y): grad_y as the output gradient gives it
-        # without forming that sum in a low precision.
-        grads = iter(
-            tape.gradient(y, wanted, output_gradients=self._input(norm, np.asarray(grad_y, dtype)))
-        )
-        grad_x, grad_weight, grad_bias = (None if s is None else next(grads) for s in sources)
-        shape = np.shape(inputs.weight)
-        return Gradients(
-            self.from_framework(norm, self._array(grad_x, dtype)),
-            None if grad_weight is None else self._array(grad_weight, dtype).reshape(shape),
-            None if grad_bias is None else self._array(grad_bias, dtype).reshape(shape),
-        )
-
-    def train(self, norm: str, run: TrainingRun) -> TrainingResult:
-        self.require_estimator(run)
-        return self._train(
-            norm,
-            run.batches,
-            run.initial_mean,
-            run.initial_var,
-            eps=run.eps,
-            momentum=self.framework_momentum(run.momentum, run.momentum_weighs),
-            weight=run.weight,
-            bias=run.bias,
-        )
-
-    def train_with_defaults(
-        self,
-        norm: str,
-        batches: tuple[np.ndarray, ...],
-        initial_mean: np.ndarray,
-        initial_var: np.ndarray,
-    ) -> TrainingResult:
-        return self._train(norm, batches, initial_mean, initial_var, eps=DEFAULT, momentum=DEFAULT)
 
     # --- the translations, one place each ---------------------------------------------------
 
@@ -181,15 +88,6 @@ class TensorFlowBackend(Backend):
         order = np.argsort(self.framework_axes(norm, np.ndim(array)))
         return np.ascontiguousarray(np.transpose(array, order))
 
-    def framework_momentum(self, momentum: float | None, weighs: MomentumWeighs) -> float:
-        """`momentum` in the meaning this framework reads (`conventions.momentum_weighs`):
-        unchanged when both weigh the same statistic, else 1 - momentum."""
-        if momentum is None:
-            raise ValueError(
-                f"{self.name} has no cumulative average: momentum=None is not available"
-            )
-        return momentum if weighs == self.conventions.momentum_weighs else 1.0 - momentum
-
     def param_dtype(self, dtype: np.dtype) -> np.dtype:
         """The dtype the op takes its parameters and running statistics in."""
         return dtype
@@ -197,18 +95,13 @@ class TensorFlowBackend(Backend):
     def _tensor(self, array: np.ndarray, dtype: np.dtype) -> Any:
         """A constant in the TensorFlow dtype of the NumPy `dtype` (ml_dtypes' bfloat16 is
         TensorFlow's own NumPy bfloat16 type, so every float dtype converts directly)."""
-        tf = _import_tensorflow()
-        return tf.constant(np.asarray(array, dtype=dtype))
+        return TENSORFLOW.load().constant(np.asarray(array, dtype=dtype))
 
-    def _array(self, tensor: Any, dtype: np.dtype) -> np.ndarray:
-        """A C-ordered NumPy copy of `tensor` in `dtype`."""
-        return np.array(tensor.numpy(), dtype=dtype, order="C")
+    def input_tensor(self, norm: str, array: np.ndarray, dtype: np.dtype) -> Any:
+        """An input-like array (x, grad_y, a batch) as a constant in TensorFlow's layout."""
+        return self._tensor(self.to_framework(norm, array), dtype)
 
-    def _input(self, norm: str, array: np.ndarray) -> Any:
-        """An input-like array (x, grad_y) as a constant in TensorFlow's layout."""
-        return self._tensor(self.to_framework(norm, array), array.dtype)
-
-    def _parameters(
+    def parameter_tensors(
         self, norm: str, weight: np.ndarray | None, bias: np.ndarray | None, dtype: np.dtype
     ) -> tuple[Any, Any]:
         """weight and bias as constants in `param_dtype`; a missing one of the pair is 1 or 0,
@@ -222,73 +115,22 @@ class TensorFlowBackend(Backend):
             return weight, None
         return weight, self._tensor(np.zeros(shape) if bias is None else bias, dtype)
 
-    # --- shared steps -----------------------------------------------------------------------
+    def statistics_tensor(self, array: np.ndarray, dtype: np.dtype) -> Any:
+        """A running statistic as a constant in `param_dtype`."""
+        return self._tensor(array, self.param_dtype(dtype))
 
-    def _check(self, norm: str) -> None:
-        if norm not in self.norms:
-            raise ValueError(f"{self.name} does not provide {norm!r}")
+    def to_numpy(self, tensor: Any, dtype: np.dtype) -> np.ndarray:
+        """A C-ordered NumPy copy of `tensor` in `dtype`."""
+        return np.array(tensor.numpy(), dtype=dtype, order="C")
 
-    def _forward(self, norm: str, inputs: NormInputs, eps: float | _TfDefault) -> np.ndarray:
-        self._check(norm)
-        x = self._input(norm, inputs.x)
-        weight, bias = self._parameters(norm, inputs.weight, inputs.bias, inputs.x.dtype)
-        y, _ = self._call(norm, inputs, x, weight, bias, eps)
-        return self.from_framework(norm, self._array(y, inputs.x.dtype))
+    # --- how TensorFlow computes ------------------------------------------------------------
 
-    def _train(
-        self,
-        norm: str,
-        batches: tuple[np.ndarray, ...],
-        initial_mean: np.ndarray,
-        initial_var: np.ndarray,
-        *,
-        eps: float | _TfDefault,
-        momentum: float | _TfDefault,
-        weight: np.ndarray | None = None,
-        bias: np.ndarray | None = None,
-    ) -> TrainingResult:
-        if norm not in self.trains:
-            raise ValueError(
-                f"{self.name} trains running statistics of {sorted(self.trains)}, not {norm!r}"
-            )
-        dtype = batches[0].dtype
-        weight_t, bias_t = self._parameters(norm, weight, bias, dtype)
-        outputs, mean, var = self._run_training(
-            norm,
-            [self._input(norm, batch) for batch in batches],
-            weight_t,
-            bias_t,
-            np.asarray(initial_mean, self.param_dtype(dtype)),
-            np.asarray(initial_var, self.param_dtype(dtype)),
-            eps,
-            momentum,
-        )
-        return TrainingResult(
-            tuple(self.from_framework(norm, self._array(y, dtype)) for y in outputs),
-            self._array(mean, dtype),
-            self._array(var, dtype),
-            len(batches),  # no TensorFlow path counts batches: the adapter does
-        )
-
-    # --- what each code path provides -------------------------------------------------------
-
-    @abc.abstractmethod
-    def _call(
-        self,
-        norm: str,
-        inputs: NormInputs,
-        x: Any,
-        weight: Any,
-        bias: Any,
-        eps: float | _TfDefault,
-    ) -> tuple[Any, tuple[Any, Any, Any]]:
-        """y in TensorFlow's layout, and what stands for (x, weight, bias) in the gradient."""
-
-    @abc.abstractmethod
-    def _run_training(
-        self, norm, xs, weight, bias, running_mean, running_var, eps, momentum
-    ) -> tuple[list[Any], Any, Any]:
-        """The outputs of each step and the final running mean and variance."""
+    @contextlib.contextmanager
+    def recording(self, tensors: list[Any]) -> Iterator[Gradient]:
+        """A GradientTape that watches `tensors` (the variables of a layer watch themselves)."""
+        with TENSORFLOW.load().GradientTape() as tape:
+            tape.watch(tensors)
+            yield lambda y, sources, grad_y: tape.gradient(y, sources, output_gradients=grad_y)
 
 
 class KerasBackend(TensorFlowBackend):
@@ -301,6 +143,7 @@ class KerasBackend(TensorFlowBackend):
     """
 
     name = "tensorflow"
+    requirements = (TENSORFLOW, KERAS)
     conventions = Conventions(
         # The constructor defaults of keras/src/layers/normalization/*.py (Keras 3.15).
         default_eps={
@@ -344,7 +187,7 @@ class KerasBackend(TensorFlowBackend):
     def norms(self) -> frozenset[str]:  # type: ignore[override]
         """KERAS_NORMS, less RMSNorm under a Keras without RMSNormalization."""
         try:
-            keras = _import_keras()
+            keras = KERAS.load()
         except ImportError:
             return KERAS_NORMS
         if hasattr(keras.layers, "RMSNormalization"):
@@ -353,24 +196,12 @@ class KerasBackend(TensorFlowBackend):
 
     def unavailable_reason(self) -> str | None:
         reason = super().unavailable_reason()
-        if reason:
-            return reason
-        try:
-            keras = _import_keras()
-        except ImportError as error:
-            return f"keras is not installed: pip install {TENSORFLOW_REQUIREMENT} ({error})"
-        if keras.config.backend() != "tensorflow":
+        if reason is None and KERAS.load().config.backend() != "tensorflow":
             return (
-                f"keras runs on {keras.config.backend()!r}, not tensorflow: "
+                f"keras runs on {KERAS.load().config.backend()!r}, not tensorflow: "
                 f"set KERAS_BACKEND=tensorflow"
             )
-        return None
-
-    def version(self) -> str:
-        try:
-            return f"{_import_tensorflow().__version__} (keras {_import_keras().__version__})"
-        except ImportError:
-            return ""
+        return reason
 
     def accumulation_dtype(self, dtype: str) -> str:
         # Every Keras norm computes in result_type(dtype, "float32"): BatchNormalization.call
@@ -393,7 +224,7 @@ class KerasBackend(TensorFlowBackend):
 
         With `defaults` the layer keeps Keras's own epsilon and momentum: no call sets them.
         """
-        layers = _import_keras().layers
+        layers = KERAS.load().layers
         trailing = list(range(ndim - len(features), ndim))
         axis = DEFAULT if len(features) == 1 else trailing  # Keras's default axis is -1
         affine_args = {"center": affine, "scale": affine}
@@ -403,22 +234,31 @@ class KerasBackend(TensorFlowBackend):
             groups = features[0] if norm == "instance_norm" else num_groups
             layer = layers.GroupNormalization(groups=groups, **affine_args, dtype=dtype)
         elif norm == "layer_norm":
-            layer = layers.LayerNormalization(**_given(axis=axis), **affine_args, dtype=dtype)
+            layer = layers.LayerNormalization(**given(axis=axis), **affine_args, dtype=dtype)
         elif norm == "rms_norm":
-            layer = layers.RMSNormalization(**_given(axis=axis), dtype=dtype)
+            layer = layers.RMSNormalization(**given(axis=axis), dtype=dtype)
         else:
             raise ValueError(f"{self.name} does not provide {norm!r}")
         # The weights depend on the feature axes only: any batch and spatial sizes reuse it.
         layer.build((None,) * (ndim - len(features)) + features)
         return layer
 
-    def _layer_for(self, norm: str, x: Any, inputs: NormInputs, affine: bool, defaults: bool):
-        """The cached layer for this call's configuration (x in TensorFlow's layout)."""
+    def _layer_for(
+        self,
+        norm: str,
+        x: Any,
+        *,
+        affine: bool,
+        defaults: bool,
+        normalized_shape: tuple[int, ...] | None = None,
+        num_groups: int | None = None,
+    ) -> Any:
+        """The cached layer for this configuration (x in TensorFlow's layout)."""
         if norm in ("layer_norm", "rms_norm"):
-            features = tuple(inputs.normalized_shape)
+            features = tuple(normalized_shape)
         else:
             features = (x.shape[-1],)
-        groups = inputs.num_groups if norm == "group_norm" else None
+        groups = num_groups if norm == "group_norm" else None
         return self._layer(norm, x.ndim, features, groups, affine, x.dtype.name, defaults)
 
     @staticmethod
@@ -428,7 +268,7 @@ class KerasBackend(TensorFlowBackend):
             return layer.scale, None
         return getattr(layer, "gamma", None), getattr(layer, "beta", None)
 
-    def _configure(self, layer: Any, eps: float | _TfDefault, momentum: Any = DEFAULT) -> None:
+    def _configure(self, layer: Any, eps: Any, momentum: Any = DEFAULT) -> None:
         """Set this call's eps and momentum; Keras reads both attributes at call time."""
         if eps is not DEFAULT:
             layer.epsilon = eps
@@ -446,12 +286,23 @@ class KerasBackend(TensorFlowBackend):
             layer.moving_mean.assign(running_mean)
             layer.moving_variance.assign(running_var)
 
-    def _call(self, norm, inputs, x, weight, bias, eps):
+    def call(
+        self, norm: str, inputs: NormInputs, x: Any, weight: Any, bias: Any
+    ) -> tuple[Any, tuple[Any, Any, Any]]:
+        """y by the cached layer loaded with this call's state, and its variables as the
+        gradients' sources."""
         if norm == "instance_norm" and not inputs.training:
             raise ValueError(f"{self.name}: Keras has no InstanceNorm with running statistics")
         evaluation = norm == "batch_norm" and not inputs.training
-        layer = self._layer_for(norm, x, inputs, weight is not None, eps is DEFAULT)
-        self._configure(layer, eps)
+        layer = self._layer_for(
+            norm,
+            x,
+            affine=weight is not None,
+            defaults=inputs.eps is DEFAULT,
+            normalized_shape=inputs.normalized_shape,
+            num_groups=inputs.num_groups,
+        )
+        self._configure(layer, inputs.eps)
         if evaluation:
             self._load(norm, layer, weight, bias, inputs.running_mean, inputs.running_var)
         else:
@@ -459,12 +310,16 @@ class KerasBackend(TensorFlowBackend):
         y = layer(x, training=not evaluation) if norm == "batch_norm" else layer(x)
         return y, (x, *self._variables(norm, layer))
 
-    def _run_training(self, norm, xs, weight, bias, running_mean, running_var, eps, momentum):
-        layer = self._layer_for(norm, xs[0], NormInputs(xs[0]), weight is not None, eps is DEFAULT)
-        self._configure(layer, eps, momentum)
-        self._load(norm, layer, weight, bias, running_mean, running_var)
-        outputs = [layer(x, training=True) for x in xs]
-        return outputs, layer.moving_mean, layer.moving_variance
+    def run_training(self, norm: str, run: FrameworkRun) -> tuple[list[Any], Any, Any, int]:
+        """The cached layer, loaded with the run's state, once per batch with training=True;
+        Keras counts no batches."""
+        layer = self._layer_for(
+            norm, run.batches[0], affine=run.weight is not None, defaults=run.eps is DEFAULT
+        )
+        self._configure(layer, run.eps, run.momentum)
+        self._load(norm, layer, run.weight, run.bias, run.running_mean, run.running_var)
+        outputs = [layer(x, training=True) for x in run.batches]
+        return outputs, layer.moving_mean, layer.moving_variance, len(run.batches)
 
 
 class TfNnBackend(TensorFlowBackend):
@@ -526,12 +381,13 @@ class TfNnBackend(TensorFlowBackend):
 
     def _standardize(self, x: Any, axes: list[int], scale: Any, offset: Any, eps: float) -> Any:
         """tf.nn.moments over `axes`, then tf.nn.batch_normalization with those statistics."""
-        tf = _import_tensorflow()
+        tf = TENSORFLOW.load()
         mean, variance = tf.nn.moments(x, axes, keepdims=True)
         return tf.nn.batch_normalization(x, mean, variance, offset, scale, eps)
 
-    def _require(self, eps: float | _TfDefault, what: str = "variance_epsilon") -> None:
-        if eps is DEFAULT:
+    def _require(self, value: Any, what: str = "variance_epsilon") -> None:
+        """Raise TypeError where a required argument is left to a default tf.nn lacks."""
+        if value is DEFAULT:
             raise TypeError(f"{self.name}: tf.nn has no default {what}: it is a required argument")
 
     def group_shape(self, channels: int, num_groups: int) -> tuple[int, int]:
@@ -544,8 +400,12 @@ class TfNnBackend(TensorFlowBackend):
         zero-debiasing: variable -= (1 - decay) * (variable - value)."""
         moving.assign_sub((moving - batch) * (1.0 - decay))
 
-    def _call(self, norm, inputs, x, weight, bias, eps):
-        tf = _import_tensorflow()
+    def call(
+        self, norm: str, inputs: NormInputs, x: Any, weight: Any, bias: Any
+    ) -> tuple[Any, tuple[Any, Any, Any]]:
+        """y composed of tf.nn ops, and (x, weight, bias) themselves as the gradients' sources."""
+        tf = TENSORFLOW.load()
+        eps = inputs.eps
         self._require(eps)
         k = len(inputs.normalized_shape or ())
         if norm == "batch_norm" and not inputs.training:
@@ -570,18 +430,22 @@ class TfNnBackend(TensorFlowBackend):
             y = self._standardize(x, self.pooled_axes(norm, x.ndim, k), weight, bias, eps)
         return y, (x, weight, bias)
 
-    def _run_training(self, norm, xs, weight, bias, running_mean, running_var, eps, momentum):
-        tf = _import_tensorflow()
-        self._require(eps)
-        self._require(momentum, "moving-average decay")
-        moving_mean, moving_variance = tf.Variable(running_mean), tf.Variable(running_var)
+    def run_training(self, norm: str, run: FrameworkRun) -> tuple[list[Any], Any, Any, int]:
+        """tf.nn.moments and tf.nn.batch_normalization per batch, the moving averages updated
+        as assign_moving_average does; tf.nn counts no batches."""
+        tf = TENSORFLOW.load()
+        self._require(run.eps)
+        self._require(run.momentum, "moving-average decay")
+        moving_mean, moving_variance = tf.Variable(run.running_mean), tf.Variable(run.running_var)
         outputs = []
-        for x in xs:
+        for x in run.batches:
             mean, variance = tf.nn.moments(x, self.pooled_axes(norm, x.ndim))
-            outputs.append(tf.nn.batch_normalization(x, mean, variance, bias, weight, eps))
-            self.update_moving_average(moving_mean, mean, momentum)
-            self.update_moving_average(moving_variance, variance, momentum)
-        return outputs, moving_mean, moving_variance
+            outputs.append(
+                tf.nn.batch_normalization(x, mean, variance, run.bias, run.weight, run.eps)
+            )
+            self.update_moving_average(moving_mean, mean, run.momentum)
+            self.update_moving_average(moving_variance, variance, run.momentum)
+        return outputs, moving_mean, moving_variance, len(run.batches)
 
 
 class TfFusedBackend(TensorFlowBackend):
@@ -635,15 +499,26 @@ class TfFusedBackend(TensorFlowBackend):
 
     def fused_view(self, x: Any) -> tuple[Any, str]:
         """x as the kernel takes it, and its data_format: 2-D and 3-D inputs as 4-D."""
-        tf = _import_tensorflow()
+        tf = TENSORFLOW.load()
         if x.ndim in (4, 5):
             return x, "NHWC" if x.ndim == 4 else "NDHWC"
         n, c = x.shape[0], x.shape[-1]
         return tf.reshape(x, (n, math.prod(x.shape[1:-1]), 1, c)), "NHWC"
 
-    def _fused(self, x, weight, bias, mean, variance, *, training, eps, momentum=DEFAULT):
+    def _fused(
+        self,
+        x: Any,
+        weight: Any,
+        bias: Any,
+        mean: Any,
+        variance: Any,
+        *,
+        training: bool,
+        eps: Any,
+        momentum: Any = DEFAULT,
+    ) -> tuple[Any, Any, Any]:
         """One fused_batch_norm call: (y in the shape of x, running mean, running variance)."""
-        tf = _import_tensorflow()
+        tf = TENSORFLOW.load()
         c = x.shape[-1]
         view, data_format = self.fused_view(x)
         y, running_mean, running_variance = tf.compat.v1.nn.fused_batch_norm(
@@ -654,27 +529,38 @@ class TfFusedBackend(TensorFlowBackend):
             variance,
             data_format=data_format,
             is_training=training,
-            **_given(epsilon=eps, exponential_avg_factor=momentum),
+            **given(epsilon=eps, exponential_avg_factor=momentum),
         )
         return tf.reshape(y, x.shape), running_mean, running_variance
 
-    def _call(self, norm, inputs, x, weight, bias, eps):
+    def call(
+        self, norm: str, inputs: NormInputs, x: Any, weight: Any, bias: Any
+    ) -> tuple[Any, tuple[Any, Any, Any]]:
+        """y by the fused kernel, and (x, weight, bias) themselves as the gradients' sources."""
         mean = variance = None
         if not inputs.training:
             mean = self._tensor(inputs.running_mean, np.float32)
             variance = self._tensor(inputs.running_var, np.float32)
-        y, _, _ = self._fused(x, weight, bias, mean, variance, training=inputs.training, eps=eps)
+        y, _, _ = self._fused(
+            x, weight, bias, mean, variance, training=inputs.training, eps=inputs.eps
+        )
         return y, (x, weight, bias)
 
-    def _run_training(self, norm, xs, weight, bias, running_mean, running_var, eps, momentum):
-        mean, variance = (
-            self._tensor(running_mean, np.float32),
-            self._tensor(running_var, np.float32),
-        )
+    def run_training(self, norm: str, run: FrameworkRun) -> tuple[list[Any], Any, Any, int]:
+        """The fused kernel once per batch, each step fed the running statistics of the one
+        before (they are float32, `param_dtype`); the kernel counts no batches."""
+        mean, variance = run.running_mean, run.running_var
         outputs = []
-        for x in xs:
+        for x in run.batches:
             y, mean, variance = self._fused(
-                x, weight, bias, mean, variance, training=True, eps=eps, momentum=momentum
+                x,
+                run.weight,
+                run.bias,
+                mean,
+                variance,
+                training=True,
+                eps=run.eps,
+                momentum=run.momentum,
             )
             outputs.append(y)
-        return outputs, mean, variance
+        return outputs, mean, variance, len(run.batches)

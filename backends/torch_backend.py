@@ -1,6 +1,7 @@
 """The PyTorch adapters: torch.nn.functional, the torch.nn modules, channels-last, CUDA.
 
-One hierarchy, parametrized by (api, device, memory_format):
+One hierarchy, parametrized by (api, device, memory_format), on the framework template of
+`backends.framework`:
 
     TorchBackend                  the translation, shared by every variant
     ├── TorchFunctionalBackend    api: the torch.nn.functional ops ("torch")
@@ -8,54 +9,39 @@ One hierarchy, parametrized by (api, device, memory_format):
         ├── TorchChannelsLastBackend   memory_format: channels_last inputs
         └── TorchCudaBackend           device: "cuda"
 
-Each translation lives in one place: names in `_given` (normspec's names are torch's, eps,
+Each translation lives in one place: names in the calls (normspec's names are torch's, eps,
 momentum, weight, bias, running_mean, running_var, num_groups, normalized_shape, dim; only
 `training` is spelled `use_input_stats` by instance_norm, and "torch's default" means the
-argument is not passed), dtypes and devices in `_tensor` and `_array`, layout in `_layout`,
-momentum in `torch_momentum`, weight-norm dim in `torch_dim`, gradients in `_gradients`.
+argument is not passed), dtypes and devices in `_tensor` and `to_numpy`, layout in `_layout`,
+weight-norm dim in `torch_dim`; momentum is translated by the template, from the conventions.
 torch is imported lazily, so that this module imports without it.
 """
 
 from __future__ import annotations
 
-import abc
+import contextlib
 import functools
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
-from backends.protocol import (
-    Backend,
-    Conventions,
-    NormInputs,
-    Refused,
-    TrainingResult,
-    TrainingRun,
+from backends.framework import (
+    DEFAULT,
+    FrameworkBackend,
+    FrameworkRun,
+    Gradient,
+    Requirement,
+    given,
 )
-from normspec.vocabulary import NORMS, Gradients, MomentumWeighs
+from backends.protocol import Conventions, NormInputs, Refused
+from normspec.vocabulary import NORMS
 
-TORCH_REQUIREMENT = "torch==2.13.0"
-
-
-class _TorchDefault:
-    """The value of an argument left to torch: it is not passed at all."""
-
-    def __repr__(self) -> str:
-        return "<torch's default>"
-
-
-DEFAULT = _TorchDefault()
+TORCH = Requirement("torch", "torch==2.13.0")
 
 _BATCH_NORM = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
 _INSTANCE_NORM = {3: "InstanceNorm1d", 4: "InstanceNorm2d", 5: "InstanceNorm3d"}
-
-
-@functools.cache
-def _import_torch() -> Any:
-    """torch, imported on first use (raises ImportError when it is not installed)."""
-    import torch
-
-    return torch
 
 
 @functools.cache
@@ -64,12 +50,7 @@ def _torch_dtype(dtype: np.dtype) -> Any:
 
     Cached: reading `dtype.name` alone costs microseconds, as much as a small forward pass.
     """
-    return getattr(_import_torch(), dtype.name)
-
-
-def _given(**arguments: Any) -> dict[str, Any]:
-    """The keyword arguments to pass to torch: those not left to torch's default."""
-    return {name: value for name, value in arguments.items() if value is not DEFAULT}
+    return getattr(TORCH.load(), dtype.name)
 
 
 def _conventions(*, cumulative_average: bool, layout: str, notes: dict[str, str]) -> Conventions:
@@ -122,9 +103,10 @@ def _conventions(*, cumulative_average: bool, layout: str, notes: dict[str, str]
     )
 
 
-class TorchBackend(Backend):
+class TorchBackend(FrameworkBackend):
     """The translation between normspec's vocabulary and torch, shared by every variant."""
 
+    requirements = (TORCH,)
     device: str = "cpu"
     #: None (torch's default, contiguous) or "channels_last" for 4-D and 5-D inputs.
     memory_format: str | None = None
@@ -135,19 +117,10 @@ class TorchBackend(Backend):
     # --- the protocol -----------------------------------------------------------------------
 
     def unavailable_reason(self) -> str | None:
-        try:
-            torch = _import_torch()
-        except ImportError as error:
-            return f"torch is not installed: pip install {TORCH_REQUIREMENT} ({error})"
-        if self.device == "cuda" and not torch.cuda.is_available():
+        reason = super().unavailable_reason()
+        if reason is None and self.device == "cuda" and not TORCH.load().cuda.is_available():
             return "torch.cuda.is_available() is False: no CUDA device"
-        return None
-
-    def version(self) -> str:
-        try:
-            return _import_torch().__version__
-        except ImportError:
-            return ""
+        return reason
 
     def accumulation_dtype(self, dtype: str) -> str:
         # ATen's CPU norm kernels (aten/src/ATen/native/cpu/batch_norm_kernel.cpp,
@@ -164,49 +137,10 @@ class TorchBackend(Backend):
         # ||v|| in weight_norm. Reductions still run in float32 (accumulation_dtype).
         return dtype
 
-    def forward(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        return self._forward(norm, inputs, inputs.eps)
-
-    def forward_with_defaults(self, norm: str, inputs: NormInputs) -> np.ndarray:
-        return self._forward(norm, inputs, DEFAULT)
-
-    def vjp(self, norm: str, inputs: NormInputs, grad_y: np.ndarray) -> Gradients:
-        self.refuse(norm, inputs, inputs.eps)
-        y, leaves = self._call(norm, inputs, inputs.eps, differentiable=True)
-        grads = iter(
-            self._autograd(
-                y,
-                [leaf for leaf in leaves if leaf is not None],
-                self._input(grad_y, inputs.x.dtype),
-            )
-        )
-        return self._gradients(inputs, tuple(None if t is None else next(grads) for t in leaves))
-
-    def train(self, norm: str, run: TrainingRun) -> TrainingResult:
-        self.require_estimator(run)
-        return self._train(
-            norm,
-            run.batches,
-            run.initial_mean,
-            run.initial_var,
-            eps=run.eps,
-            momentum=self.torch_momentum(run.momentum, run.momentum_weighs),
-            weight=run.weight,
-            bias=run.bias,
-        )
-
-    def train_with_defaults(
-        self,
-        norm: str,
-        batches: tuple[np.ndarray, ...],
-        initial_mean: np.ndarray,
-        initial_var: np.ndarray,
-    ) -> TrainingResult:
-        return self._train(norm, batches, initial_mean, initial_var, eps=DEFAULT, momentum=DEFAULT)
-
-    def refuse(self, norm: str, inputs: NormInputs, eps: float | _TorchDefault) -> None:
+    def check(self, norm: str, inputs: NormInputs) -> None:
         """Raise Refused for the inputs torch refuses by design (see conventions, "refuses")."""
-        x = inputs.x
+        super().check(norm, inputs)
+        x, eps = inputs.x, inputs.eps
         if norm == "batch_norm" and inputs.training and eps is not DEFAULT and eps <= 0:
             raise Refused("torch refuses eps <= 0 in training-mode batch_norm")
         if norm == "group_norm":
@@ -216,19 +150,13 @@ class TorchBackend(Backend):
 
     # --- the translations, one place each ---------------------------------------------------
 
-    def torch_momentum(self, momentum: float | None, weighs: MomentumWeighs) -> float | None:
-        """torch's momentum is the weight of the new batch statistic; None stays None."""
-        if momentum is None:
-            return None
-        return momentum if weighs == "new" else 1.0 - momentum
-
     def torch_dim(self, dim: int | None, ndim: int) -> int:
         """weight_norm's dim for torch, where -1 means the whole tensor, never the last axis."""
         return -1 if dim is None else dim % ndim
 
     def _tensor(self, array: np.ndarray, dtype: np.dtype) -> Any:
         """A copy of `array` on this device in the torch dtype of the NumPy `dtype`."""
-        torch = _import_torch()
+        torch = TORCH.load()
         source = np.asarray(array)
         if _torch_dtype(source.dtype) is torch.bfloat16:  # torch cannot read ml_dtypes' type
             source = source.astype(np.float32)  # exact
@@ -240,128 +168,66 @@ class TorchBackend(Backend):
         """`tensor` in this backend's memory format (the logical shape stays (N, C, ...))."""
         if self.memory_format != "channels_last" or tensor.ndim not in (4, 5):
             return tensor
-        torch = _import_torch()
+        torch = TORCH.load()
         fmt = torch.channels_last if tensor.ndim == 4 else torch.channels_last_3d
         return tensor.contiguous(memory_format=fmt)
 
-    def _input(self, array: np.ndarray, dtype: np.dtype) -> Any:
-        """An input-like array (x, v, grad_y) as a tensor in this backend's layout."""
+    def input_tensor(self, norm: str, array: np.ndarray, dtype: np.dtype) -> Any:
+        """An input-like array (x, v, grad_y, a batch) as a tensor in this backend's layout."""
         return self._layout(self._tensor(array, dtype))
 
-    def _array(self, tensor: Any, dtype: np.dtype) -> np.ndarray:
+    def parameter_tensors(
+        self, norm: str, weight: np.ndarray | None, bias: np.ndarray | None, dtype: np.dtype
+    ) -> tuple[Any, Any]:
+        """weight and bias tensors; a missing one of the pair is 1 or 0, as torch initializes
+        it. RMSNorm has no bias, nor has weight_norm's g."""
+        torch = TORCH.load()
+        if weight is None and bias is None:
+            return None, None
+        shape = np.shape(weight if weight is not None else bias)
+        weight_t = (
+            self._tensor(weight, dtype)
+            if weight is not None
+            else torch.ones(shape, dtype=_torch_dtype(dtype), device=self.device)
+        )
+        if norm in ("rms_norm", "weight_norm"):
+            return weight_t, None
+        bias_t = (
+            self._tensor(bias, dtype)
+            if bias is not None
+            else torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
+        )
+        return weight_t, bias_t
+
+    def statistics_tensor(self, array: np.ndarray, dtype: np.dtype) -> Any:
+        """A running statistic in the batches' dtype, as the layer holds it ("dtypes")."""
+        return self._tensor(array, dtype)
+
+    def to_numpy(self, tensor: Any, dtype: np.dtype) -> np.ndarray:
         """A C-ordered NumPy copy of `tensor` in `dtype` (bfloat16 through float32, exactly)."""
-        torch = _import_torch()
+        torch = TORCH.load()
         tensor = tensor.detach().to("cpu")
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
         return np.array(tensor.numpy(), dtype=dtype, order="C")
 
-    def _affine(self, norm: str, inputs: NormInputs, dtype: np.dtype) -> tuple[Any, Any]:
-        """weight and bias tensors; a missing one of the pair is 1 or 0, as torch initializes."""
-        torch = _import_torch()
-        if inputs.weight is None and inputs.bias is None:
-            return None, None
-        shape = np.shape(inputs.weight if inputs.weight is not None else inputs.bias)
-        weight = (
-            self._tensor(inputs.weight, dtype)
-            if inputs.weight is not None
-            else torch.ones(shape, dtype=_torch_dtype(dtype), device=self.device)
-        )
-        if norm == "rms_norm":
-            return weight, None
-        bias = (
-            self._tensor(inputs.bias, dtype)
-            if inputs.bias is not None
-            else torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
-        )
-        return weight, bias
+    # --- how torch computes -----------------------------------------------------------------
+
+    def computing(self) -> AbstractContextManager[Any]:
+        """torch.no_grad(): forward passes and training steps build no autograd graph."""
+        return TORCH.load().no_grad()
+
+    @contextlib.contextmanager
+    def recording(self, tensors: list[Any]) -> Iterator[Gradient]:
+        """Autograd records what is computed from `tensors` once they require grad."""
+        for tensor in tensors:
+            tensor.requires_grad_()
+        yield self._autograd
 
     def _autograd(self, y: Any, leaves: list[Any], grad_y: Any) -> tuple[Any, ...]:
-        """The gradients of L = sum(grad_y * y) for `leaves`, by torch.autograd.
-
-        Passing grad_y as the output gradient gives exactly dL/dy = grad_y, without forming
-        the sum in a low precision.
-        """
-        return _import_torch().autograd.grad(y, leaves, grad_outputs=grad_y)
-
-    def _gradients(self, inputs: NormInputs, grads: tuple[Any, Any, Any]) -> Gradients:
-        """Gradients in normspec's shapes: dL/dx like x, dL/dweight and dL/dbias like weight."""
-        dtype = inputs.x.dtype
-        grad_x, grad_weight, grad_bias = (
-            None if g is None else self._array(g, dtype) for g in grads
-        )
-        if grad_weight is not None:
-            grad_weight = grad_weight.reshape(np.shape(inputs.weight))
-        if grad_bias is not None:
-            grad_bias = grad_bias.reshape(np.shape(inputs.weight))
-        return Gradients(grad_x, grad_weight, grad_bias)
-
-    # --- shared steps -----------------------------------------------------------------------
-
-    def _forward(self, norm: str, inputs: NormInputs, eps: float | _TorchDefault) -> np.ndarray:
-        self.refuse(norm, inputs, eps)
-        with _import_torch().no_grad():
-            y, _ = self._call(norm, inputs, eps, differentiable=False)
-        return self._array(y, inputs.x.dtype)
-
-    def _train(
-        self,
-        norm: str,
-        batches: tuple[np.ndarray, ...],
-        initial_mean: np.ndarray,
-        initial_var: np.ndarray,
-        *,
-        eps: float | _TorchDefault,
-        momentum: float | _TorchDefault | None,
-        weight: np.ndarray | None = None,
-        bias: np.ndarray | None = None,
-    ) -> TrainingResult:
-        if norm not in self.trains:
-            raise ValueError(
-                f"{self.name} trains running statistics of {sorted(self.trains)}, not {norm!r}"
-            )
-        dtype = batches[0].dtype
-        weight_t, bias_t = self._affine(
-            norm, NormInputs(batches[0], weight=weight, bias=bias), dtype
-        )
-        with _import_torch().no_grad():
-            outputs, mean, var, seen = self._run_training(
-                norm,
-                [self._input(batch, dtype) for batch in batches],
-                weight_t,
-                bias_t,
-                self._tensor(initial_mean, dtype),
-                self._tensor(initial_var, dtype),
-                eps,
-                momentum,
-                dtype,
-            )
-        return TrainingResult(
-            tuple(self._array(y, dtype) for y in outputs),
-            self._array(mean, dtype),
-            self._array(var, dtype),
-            seen,
-        )
-
-    @staticmethod
-    def _leaves(inputs: NormInputs, x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
-        """The tensors whose gradients `vjp` returns: the parameters only with a weight, as
-        the spec's Gradients have them."""
-        return (x, weight, bias) if inputs.weight is not None else (x, None, None)
-
-    # --- what each api provides -------------------------------------------------------------
-
-    @abc.abstractmethod
-    def _call(
-        self, norm: str, inputs: NormInputs, eps: float | _TorchDefault, *, differentiable: bool
-    ) -> tuple[Any, tuple[Any, Any, Any]]:
-        """y and the tensors standing for (x, weight, bias) in normspec's vocabulary."""
-
-    @abc.abstractmethod
-    def _run_training(
-        self, norm, xs, weight, bias, running_mean, running_var, eps, momentum, dtype
-    ) -> tuple[list[Any], Any, Any, int]:
-        """The outputs, the final running mean and variance, and the batches counted."""
+        """The gradients of L = sum(grad_y * y) for `leaves`, by torch.autograd (grad_y as
+        the output gradient)."""
+        return TORCH.load().autograd.grad(y, leaves, grad_outputs=grad_y)
 
 
 class TorchFunctionalBackend(TorchBackend):
@@ -377,66 +243,54 @@ class TorchFunctionalBackend(TorchBackend):
         },
     )
 
-    def _call(self, norm, inputs, eps, *, differentiable):
-        torch = _import_torch()
+    def call(
+        self, norm: str, inputs: NormInputs, x: Any, weight: Any, bias: Any
+    ) -> tuple[Any, tuple[Any, Any, Any]]:
+        """y by the functional op, and (x, weight, bias) themselves as the gradients' sources."""
+        torch = TORCH.load()
         F = torch.nn.functional
-        dtype = inputs.x.dtype
-        x = self._input(inputs.x, dtype).requires_grad_(differentiable)
         if norm == "weight_norm":
             # g keeps the spec's shape (v's with the norm axes of size 1): it broadcasts.
-            g = self._tensor(inputs.weight, dtype).requires_grad_(differentiable)
-            return torch._weight_norm(x, g, self.torch_dim(inputs.dim, x.ndim)), (x, g, None)
-        weight, bias = self._affine(norm, inputs, dtype)
-        if differentiable and inputs.weight is not None:
-            weight.requires_grad_()
-            if bias is not None:
-                bias.requires_grad_()
-        leaves = self._leaves(inputs, x, weight, bias)
-        eps_arg = _given(eps=eps)
+            y = torch._weight_norm(x, weight, self.torch_dim(inputs.dim, x.ndim))
+            return y, (x, weight, None)
+        eps = given(eps=inputs.eps)
         if norm in ("batch_norm", "instance_norm"):
             running = (None, None)
             if not inputs.training:
                 running = (
-                    self._tensor(inputs.running_mean, dtype),
-                    self._tensor(inputs.running_var, dtype),
+                    self._tensor(inputs.running_mean, inputs.x.dtype),
+                    self._tensor(inputs.running_var, inputs.x.dtype),
                 )
             if norm == "batch_norm":
-                y = F.batch_norm(x, *running, weight, bias, training=inputs.training, **eps_arg)
+                y = F.batch_norm(x, *running, weight, bias, training=inputs.training, **eps)
             else:
                 y = F.instance_norm(
-                    x, *running, weight, bias, use_input_stats=inputs.training, **eps_arg
+                    x, *running, weight, bias, use_input_stats=inputs.training, **eps
                 )
         elif norm == "layer_norm":
-            y = F.layer_norm(x, tuple(inputs.normalized_shape), weight, bias, **eps_arg)
+            y = F.layer_norm(x, tuple(inputs.normalized_shape), weight, bias, **eps)
         elif norm == "group_norm":
-            y = F.group_norm(x, inputs.num_groups, weight, bias, **eps_arg)
+            y = F.group_norm(x, inputs.num_groups, weight, bias, **eps)
         elif norm == "rms_norm":
-            y = F.rms_norm(x, tuple(inputs.normalized_shape), weight, **eps_arg)
+            y = F.rms_norm(x, tuple(inputs.normalized_shape), weight, **eps)
         else:
             raise ValueError(f"{self.name} does not provide {norm!r}")
-        return y, leaves
+        return y, (x, weight, bias)
 
-    def _run_training(
-        self, norm, xs, weight, bias, running_mean, running_var, eps, momentum, dtype
-    ):
-        F = _import_torch().nn.functional
-        if momentum is None:
-            raise ValueError(
-                f"{self.name}: F.{norm} has no cumulative average; momentum=None needs a module"
-            )
-        arguments = _given(eps=eps, momentum=momentum)
+    def run_training(self, norm: str, run: FrameworkRun) -> tuple[list[Any], Any, Any, int]:
+        """F.batch_norm or F.instance_norm once per batch, which update the running statistics
+        in place; F counts nothing, so the count is the number of batches."""
+        F = TORCH.load().nn.functional
+        arguments = given(eps=run.eps, momentum=run.momentum)
+        mean, var, weight, bias = run.running_mean, run.running_var, run.weight, run.bias
         outputs = []
-        for x in xs:  # F.batch_norm and F.instance_norm update running_* in place
+        for x in run.batches:
             if norm == "batch_norm":
-                y = F.batch_norm(
-                    x, running_mean, running_var, weight, bias, training=True, **arguments
-                )
+                y = F.batch_norm(x, mean, var, weight, bias, training=True, **arguments)
             else:
-                y = F.instance_norm(
-                    x, running_mean, running_var, weight, bias, use_input_stats=True, **arguments
-                )
+                y = F.instance_norm(x, mean, var, weight, bias, use_input_stats=True, **arguments)
             outputs.append(y)
-        return outputs, running_mean, running_var, len(xs)  # F counts nothing: we do
+        return outputs, mean, var, len(run.batches)
 
 
 class TorchModuleBackend(TorchBackend):
@@ -474,7 +328,7 @@ class TorchModuleBackend(TorchBackend):
         dtype: np.dtype,
     ) -> Any:
         """A fresh module for one configuration, in `dtype` on this device."""
-        torch = _import_torch()
+        torch = TORCH.load()
         nn = torch.nn
         kwargs = dict(options)
         if norm == "batch_norm":
@@ -495,7 +349,7 @@ class TorchModuleBackend(TorchBackend):
 
     def _build_weight_norm(self, shape: tuple[int, ...], dim: int, dtype: np.dtype) -> Any:
         """A module holding v as `weight`, reparametrized by weight_norm along `dim`."""
-        torch = _import_torch()
+        torch = TORCH.load()
         holder = torch.nn.Module()
         v = torch.ones(shape, dtype=_torch_dtype(dtype), device=self.device)
         holder.weight = torch.nn.Parameter(self._layout(v))
@@ -508,7 +362,7 @@ class TorchModuleBackend(TorchBackend):
 
     def _load(self, module: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any):
         """Copy this call's parameters and running statistics into the (cached) module."""
-        with _import_torch().no_grad():
+        with TORCH.load().no_grad():
             if weight is not None:
                 module.weight.copy_(weight)
             if bias is not None:
@@ -518,12 +372,14 @@ class TorchModuleBackend(TorchBackend):
                 module.running_var.copy_(running_var)
                 module.num_batches_tracked.zero_()
 
-    def _call(self, norm, inputs, eps, *, differentiable):
-        dtype = inputs.x.dtype
-        x = self._input(inputs.x, dtype).requires_grad_(differentiable)
+    def call(
+        self, norm: str, inputs: NormInputs, x: Any, weight: Any, bias: Any
+    ) -> tuple[Any, tuple[Any, Any, Any]]:
+        """y by the cached module loaded with this call's state, and its parameters as the
+        gradients' sources."""
         if norm == "weight_norm":
-            return self._weight_norm_call(inputs, x)
-        weight, bias = self._affine(norm, inputs, dtype)
+            return self._weight_norm_call(inputs, x, weight)
+        dtype = inputs.x.dtype
         by_name = norm in ("layer_norm", "rms_norm")
         size = tuple(inputs.normalized_shape) if by_name else x.shape[1]
         evaluation = norm in ("batch_norm", "instance_norm") and not inputs.training
@@ -535,7 +391,7 @@ class TorchModuleBackend(TorchBackend):
             weight is not None,
             # BatchNorm tracks by default; InstanceNorm only where it is asked to evaluate.
             norm == "batch_norm" or evaluation,
-            tuple(_given(eps=eps).items()),
+            tuple(given(eps=inputs.eps).items()),
             dtype,
         )
         running = (None, None)
@@ -546,37 +402,38 @@ class TorchModuleBackend(TorchBackend):
             )
         self._load(module, weight, bias, *running)
         self._set_mode(module, not evaluation)
-        leaves = self._leaves(inputs, x, module.weight, getattr(module, "bias", None))
-        return module(x), leaves
+        return module(x), (x, module.weight, getattr(module, "bias", None))
 
-    def _weight_norm_call(self, inputs: NormInputs, v: Any) -> tuple[Any, tuple[Any, Any, Any]]:
+    def _weight_norm_call(
+        self, inputs: NormInputs, v: Any, g: Any
+    ) -> tuple[Any, tuple[Any, Any, Any]]:
         holder = self._weight_norm_module(
             tuple(v.shape), self.torch_dim(inputs.dim, v.ndim), inputs.x.dtype
         )
         param = holder.parametrizations.weight
-        g = self._tensor(inputs.weight, inputs.x.dtype)
-        with _import_torch().no_grad():
+        with TORCH.load().no_grad():
             # torch's g drops the reduced axes when it norms the whole tensor: shape ().
             param.original0.copy_(g.reshape(param.original0.shape))
             param.original1.copy_(v)
         return holder.weight, (param.original1, param.original0, None)
 
-    def _run_training(
-        self, norm, xs, weight, bias, running_mean, running_var, eps, momentum, dtype
-    ):
+    def run_training(self, norm: str, run: FrameworkRun) -> tuple[list[Any], Any, Any, int]:
+        """The cached module, loaded with the run's state, once per batch in training mode;
+        the module counts the batches (num_batches_tracked)."""
+        x = run.batches[0]
         module = self._module(
             norm,
-            xs[0].ndim,
-            xs[0].shape[1],
+            x.ndim,
+            x.shape[1],
             None,
-            weight is not None,
+            run.weight is not None,
             True,
-            tuple(_given(eps=eps, momentum=momentum).items()),
-            dtype,
+            tuple(given(eps=run.eps, momentum=run.momentum).items()),
+            run.dtype,
         )
-        self._load(module, weight, bias, running_mean, running_var)
+        self._load(module, run.weight, run.bias, run.running_mean, run.running_var)
         self._set_mode(module, True)
-        outputs = [module(x) for x in xs]
+        outputs = [module(x) for x in run.batches]
         return outputs, module.running_mean, module.running_var, int(module.num_batches_tracked)
 
 

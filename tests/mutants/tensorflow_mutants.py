@@ -9,8 +9,8 @@ profile, so a failure is the bug's. `tests/test_mutants.py` checks that they do.
 
 from __future__ import annotations
 
-from backends.protocol import NormInputs
-from backends.tensorflow_backend import DEFAULT, KerasBackend, TfFusedBackend, TfNnBackend
+from backends.framework import DEFAULT
+from backends.tensorflow_backend import KerasBackend, TfFusedBackend, TfNnBackend
 
 # --- Keras -----------------------------------------------------------------------------------
 
@@ -47,12 +47,14 @@ class TrainingStepsInInferenceMode(KerasBackend):
     caught_by = ("test_running_statistics_follow_the_recurrence",)
     caught_on = ("batch_norm",)
 
-    def _run_training(self, norm, xs, weight, bias, running_mean, running_var, eps, momentum):
-        layer = self._layer_for(norm, xs[0], NormInputs(xs[0]), weight is not None, eps is DEFAULT)
-        self._configure(layer, eps, momentum)
-        self._load(norm, layer, weight, bias, running_mean, running_var)
-        outputs = [layer(x) for x in xs]
-        return outputs, layer.moving_mean, layer.moving_variance
+    def run_training(self, norm, run):
+        layer = self._layer_for(
+            norm, run.batches[0], affine=run.weight is not None, defaults=run.eps is DEFAULT
+        )
+        self._configure(layer, run.eps, run.momentum)
+        self._load(norm, layer, run.weight, run.bias, run.running_mean, run.running_var)
+        outputs = [layer(x) for x in run.batches]
+        return outputs, layer.moving_mean, layer.moving_variance, len(run.batches)
 
 
 class GammaAndBetaSwapped(KerasBackend):
@@ -133,12 +135,12 @@ class FusedEvaluationInTrainingMode(TfFusedBackend):
     caught_by = ("test_evaluation_batch_norm_is_the_affine_map_of_running_statistics",)
     caught_on = ("batch_norm",)
 
-    def _call(self, norm, inputs, x, weight, bias, eps):
+    def call(self, norm, inputs, x, weight, bias):
         if inputs.training:
-            return super()._call(norm, inputs, x, weight, bias, eps)
+            return super().call(norm, inputs, x, weight, bias)
         mean = self._tensor(inputs.running_mean, "float32")
         variance = self._tensor(inputs.running_var, "float32")
-        y, _, _ = self._fused(x, weight, bias, mean, variance, training=True, eps=eps)
+        y, _, _ = self._fused(x, weight, bias, mean, variance, training=True, eps=inputs.eps)
         return y, (x, weight, bias)
 
 
@@ -149,13 +151,19 @@ class FusedRunningStatisticsNotThreaded(TfFusedBackend):
     caught_by = ("test_running_statistics_follow_the_recurrence",)
     caught_on = ("batch_norm",)
 
-    def _run_training(self, norm, xs, weight, bias, running_mean, running_var, eps, momentum):
-        mean = self._tensor(running_mean, "float32")
-        variance = self._tensor(running_var, "float32")
+    def run_training(self, norm, run):
+        mean, variance = run.running_mean, run.running_var
         outputs, new_mean, new_variance = [], mean, variance
-        for x in xs:
+        for x in run.batches:
             y, new_mean, new_variance = self._fused(
-                x, weight, bias, mean, variance, training=True, eps=eps, momentum=momentum
+                x,
+                run.weight,
+                run.bias,
+                mean,
+                variance,
+                training=True,
+                eps=run.eps,
+                momentum=run.momentum,
             )
             outputs.append(y)
-        return outputs, new_mean, new_variance
+        return outputs, new_mean, new_variance, len(run.batches)

@@ -1,6 +1,7 @@
 """Planted bugs in the PyTorch adapters: each class is one realistic mistake in using torch.
 
-Each mutant overrides exactly one translation step of `backends.torch_backend` and names, in
+Each mutant overrides exactly one translation step of the torch adapters (`backends.torch_backend`
+or the template it is built on, `backends.framework`) and names, in
 `caught_by`, the properties that must fail on it and, in `caught_on`, the norms to run them on.
 `tests/test_mutants.py` runs the ci profile against every mutant and checks that they do.
 """
@@ -8,11 +9,10 @@ Each mutant overrides exactly one translation step of `backends.torch_backend` a
 from __future__ import annotations
 
 from backends.torch_backend import (
-    DEFAULT,
+    TORCH,
     TorchChannelsLastBackend,
     TorchFunctionalBackend,
     TorchModuleBackend,
-    _import_torch,
 )
 
 
@@ -23,7 +23,7 @@ class MomentumNotTranslated(TorchFunctionalBackend):
     caught_by = ("test_running_statistics_follow_the_recurrence",)
     caught_on = ("batch_norm",)
 
-    def torch_momentum(self, momentum, weighs):
+    def framework_momentum(self, momentum, weighs):
         return momentum
 
 
@@ -60,7 +60,7 @@ class EpsDropped(TorchFunctionalBackend):
     caught_on = ("layer_norm",)
 
     def forward(self, norm, inputs):
-        return self._forward(norm, inputs, DEFAULT)
+        return self.forward_with_defaults(norm, inputs)
 
 
 class WeightGradientReadFromBias(TorchModuleBackend):
@@ -70,9 +70,9 @@ class WeightGradientReadFromBias(TorchModuleBackend):
     caught_by = ("test_vjp_agrees_with_the_spec",)
     caught_on = ("layer_norm", "batch_norm")
 
-    def _gradients(self, inputs, grads):
+    def to_gradients(self, norm, inputs, grads):
         grad_x, _, grad_bias = grads
-        return super()._gradients(inputs, (grad_x, grad_bias, grad_bias))
+        return super().to_gradients(norm, inputs, (grad_x, grad_bias, grad_bias))
 
 
 class OutputGradientIgnored(TorchFunctionalBackend):
@@ -83,7 +83,7 @@ class OutputGradientIgnored(TorchFunctionalBackend):
     caught_on = ("rms_norm",)
 
     def _autograd(self, y, leaves, grad_y):
-        return _import_torch().autograd.grad(y.sum(), leaves)
+        return TORCH.load().autograd.grad(y.sum(), leaves)
 
 
 class ChannelsLastReadInMemoryOrder(TorchChannelsLastBackend):
@@ -94,8 +94,8 @@ class ChannelsLastReadInMemoryOrder(TorchChannelsLastBackend):
     caught_by = ("test_forward_agrees_with_the_spec",)
     caught_on = ("layer_norm", "instance_norm")
 
-    def _array(self, tensor, dtype):
+    def to_numpy(self, tensor, dtype):
         if tensor.ndim in (4, 5):
             memory_order = (0, *range(2, tensor.ndim), 1)  # N, *spatial, C
             tensor = tensor.permute(memory_order).reshape(tensor.shape)
-        return super()._array(tensor, dtype)
+        return super().to_numpy(tensor, dtype)
