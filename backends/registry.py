@@ -8,8 +8,10 @@ through `unavailable_reason()`.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
-from backends.protocol import Backend
+from backends.protocol import Backend, Conventions
+from normspec.vocabulary import Gradients, NormInputs, TrainingResult, TrainingRun
 
 BUILTIN: dict[str, str] = {
     "numpy": "backends.numpy_backend:NumpyBackend",
@@ -41,12 +43,19 @@ def load_backend(spec: str) -> Backend:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except ModuleNotFoundError as error:
         if spec in BUILTIN:
             raise
+        if not _names_the_module(error, module_name):
+            return BrokenAdapter(spec, error)  # it exists, and needs something missing
         raise UnknownBackendError(
-            f"cannot import {module_name!r} for backend {spec!r}: {error}"
+            f"cannot import {module_name!r} for backend {spec!r}: {error} (is the module on "
+            f"the path? normspec looks in the current directory, {Path.cwd()})"
         ) from error
+    except Exception as error:  # the module exists and its import fails: a finding
+        if spec in BUILTIN:
+            raise
+        return BrokenAdapter(spec, error)
     try:
         obj = getattr(module, attr)
     except AttributeError:
@@ -61,3 +70,55 @@ def load_backend(spec: str) -> Backend:
     if spec not in BUILTIN:  # an external adapter is reported under the name it was loaded by
         backend.name = spec
     return backend
+
+
+def _names_the_module(error: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether the missing module is the adapter's own module (or a package above it), as
+    opposed to something the adapter imports."""
+    parts = module_name.split(".")
+    return error.name in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+class AdapterImportError(RuntimeError):
+    """An external adapter's module exists but its import failed."""
+
+
+class BrokenAdapter(Backend):
+    """An external adapter whose module raised on import: every call fails with that error,
+    so the report shows each of its cells as a failure with the reason, and the rest of the
+    run goes on (a kernel library that no longer loads is a finding, not a usage error)."""
+
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+    trains = frozenset({"batch_norm", "instance_norm"})
+    conventions = Conventions(
+        default_eps={},
+        momentum_weighs="new",
+        default_momentum=None,
+        running_var_estimators=("unbiased", "biased"),
+        cumulative_average=False,
+        layout="unknown (the adapter did not import)",
+        default_affine=False,
+        zero_variance_zero_eps="nan",
+    )
+
+    def __init__(self, spec: str, error: BaseException) -> None:
+        self.name = spec
+        self.error = f"import error: {type(error).__name__}: {error}"
+
+    def _fail(self, *_: object) -> None:
+        raise AdapterImportError(f"the adapter {self.name!r} could not be imported: {self.error}")
+
+    def forward(self, norm: str, inputs: NormInputs):
+        self._fail()
+
+    def forward_with_defaults(self, norm: str, inputs: NormInputs):
+        self._fail()
+
+    def vjp(self, norm: str, inputs: NormInputs, grad_y) -> Gradients:
+        self._fail()
+
+    def train(self, norm: str, run: TrainingRun) -> TrainingResult:
+        self._fail()
+
+    def train_with_defaults(self, norm, batches, initial_mean, initial_var) -> TrainingResult:
+        self._fail()
