@@ -33,22 +33,45 @@ def moments(x: np.ndarray, axes: Axes) -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 
+def moments_about_zero(x: np.ndarray, axes: Axes) -> tuple[np.ndarray, np.ndarray]:
+    """0 and mean_S(x^2): the moments of a norm that does not center (RMSNorm)."""
+    mean_square = np.mean(np.square(x), axis=axes, keepdims=True)
+    return np.zeros_like(mean_square), mean_square
+
+
+def sigma(var: np.ndarray, eps: float) -> np.ndarray:
+    """sqrt(var + eps), and NaN where var + eps = 0: there x_hat is 0/0 (or c/0), undefined.
+
+    NaN for the whole set, rather than IEEE's mixture of NaN and +-inf, says "undefined" once;
+    the spec refuses var + eps < 0 before it gets here.
+    """
+    total = var + eps
+    return np.sqrt(np.where(total > 0, total, np.nan))
+
+
 def standardize(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
     """x_hat = (x - mean) / sqrt(var + eps)."""
-    return (x - mean) / np.sqrt(var + eps)
+    return (x - mean) / sigma(var, eps)
 
 
 def standardize_vjp(
-    x_hat: np.ndarray, inv_std: np.ndarray, grad_x_hat: np.ndarray, axes: Axes
+    x_hat: np.ndarray,
+    inv_std: np.ndarray,
+    grad_x_hat: np.ndarray,
+    axes: Axes,
+    centered: bool = True,
 ) -> np.ndarray:
     """The input gradient of x_hat = (x - mean_S x) / sqrt(var_S x + eps), batch statistics.
 
         dL/dx = (1 / sigma) * (g - mean_S(g) - x_hat * mean_S(g * x_hat)),   g = dL/dx_hat
 
     The two subtracted terms are the gradients through the mean and through the variance.
+    Without centering (x_hat = x / sqrt(mean_S(x^2) + eps), RMSNorm) the mean term drops.
     """
-    mean_g = np.mean(grad_x_hat, axis=axes, keepdims=True)
     mean_g_x_hat = np.mean(grad_x_hat * x_hat, axis=axes, keepdims=True)
+    if not centered:
+        return inv_std * (grad_x_hat - x_hat * mean_g_x_hat)
+    mean_g = np.mean(grad_x_hat, axis=axes, keepdims=True)
     return inv_std * (grad_x_hat - mean_g - x_hat * mean_g_x_hat)
 
 
