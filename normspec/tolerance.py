@@ -342,17 +342,18 @@ def running_update_bound(
 ) -> np.ndarray:
     """The bound of new = (1 - a) old + a statistic, stored in the storage dtype.
 
-    |d new| <= (1 - a) |d old| + a |d statistic|
+    |d new| <= |1 - a| |d old| + |a| |d statistic|
                + 3 max(u, u_stat) (|(1 - a) old| + |a statistic|)
                + u_stat (|old| + |statistic|) + u_out |new|
 
     (the running statistics may be held, and updated, in the statistics dtype, where the
-    factors a and 1 - a themselves round: |d a| <= u_stat).
+    factors a and 1 - a themselves round: |d a| <= u_stat). The absolute values keep it a
+    bound for a momentum outside [0, 1], where the update extrapolates.
     """
     new = (1 - a) * old + a * statistic
     return (
-        (1 - a) * old_error
-        + a * statistic_error
+        abs(1 - a) * old_error
+        + abs(a) * statistic_error
         + 3 * max(p.u, p.u_stat) * (np.abs((1 - a) * old) + np.abs(a * statistic))
         + p.u_stat * (np.abs(old) + np.abs(statistic))
         + p.u_out * np.abs(new)
