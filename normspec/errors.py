@@ -1,7 +1,8 @@
-"""The errors normspec raises for invalid parameters, and the checks that raise them.
+"""The errors normspec raises for parameters outside the spec's domain, and the checks.
 
-Every message names the parameter, the value received and the values allowed, so that a
-caller never has to read the source to learn what went wrong.
+The spec refuses only what its formulas leave undefined (`normspec.spec` states the domain of
+every parameter). Every message names the parameter, the value received and the condition it
+breaks, so that a caller never has to read the source to learn what went wrong.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+
+import numpy as np
 
 
 class NormParameterError(ValueError):
@@ -21,31 +24,55 @@ def _is_real(value: object) -> bool:
 
 
 def check_eps(eps: float) -> None:
-    """eps must be a finite number >= 0."""
-    if not _is_real(eps):
-        raise NormParameterError(f"eps must be a real number >= 0, got {eps!r}")
-    if not math.isfinite(eps):
-        raise NormParameterError(f"eps must be finite, got eps={eps!r}; allowed: 0 <= eps < inf")
-    if eps < 0:
-        raise NormParameterError(f"eps must be >= 0, got eps={eps!r}; allowed: 0 <= eps < inf")
-
-
-def check_momentum(momentum: float | None) -> None:
-    """momentum is None (cumulative average) or a number in [0, 1]."""
-    if momentum is None:
-        return
-    if not _is_real(momentum) or not 0.0 <= momentum <= 1.0:
+    """eps is a finite real number; how negative it may be depends on the data (`check_sigma`)."""
+    if not _is_real(eps) or not math.isfinite(eps):
         raise NormParameterError(
-            f"momentum must be None (cumulative moving average) or in [0, 1], got {momentum!r}"
+            f"eps must be a finite real number, got eps={eps!r}; allowed: any finite eps with "
+            f"var + eps >= 0 for every pooled set"
         )
 
 
-def check_rank(name: str, shape: Sequence[int], minimum: int, maximum: int) -> None:
-    """The input of `name` must have between `minimum` and `maximum` dimensions."""
-    if not minimum <= len(shape) <= maximum:
+def check_sigma(eps: float, var: np.ndarray, name: str = "var_S") -> None:
+    """var + eps >= 0 everywhere: sigma = sqrt(var + eps) must be real.
+
+    Only a negative eps can break it. var + eps = 0 is allowed: there sigma is 0 and the spec's
+    value is NaN (0/0), not an error.
+    """
+    var = np.asarray(var)
+    if np.any(var + eps < 0):
+        smallest = float(np.nanmin(var))
         raise NormParameterError(
-            f"{name} expects an input of rank {minimum} to {maximum} "
-            f"(N, C, *spatial), got shape {tuple(shape)} of rank {len(shape)}"
+            f"eps={eps!r} makes {name} + eps < 0 for the smallest {name} = {smallest!r}, and "
+            f"sqrt({name} + eps) is not real; allowed: eps >= -min({name}) = {-smallest!r} "
+            f"(at equality that set's output is NaN)"
+        )
+
+
+def check_momentum(momentum: float | None) -> None:
+    """momentum is None (cumulative average) or a finite real number."""
+    if momentum is None:
+        return
+    if not _is_real(momentum) or not math.isfinite(momentum):
+        raise NormParameterError(
+            f"momentum must be None (cumulative moving average) or a finite real number, got "
+            f"momentum={momentum!r}; allowed: None or any finite momentum (outside [0, 1] the "
+            f"average extrapolates)"
+        )
+
+
+def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
+    """`value` is one of the names in `allowed`."""
+    if value not in allowed:
+        choices = " or ".join(repr(a) for a in allowed)
+        raise NormParameterError(f"{name} must be {choices}, got {name}={value!r}")
+
+
+def check_channels(norm: str, shape: Sequence[int]) -> None:
+    """A channels-first input (N, C, *spatial) has at least the two axes N and C."""
+    if len(shape) < 2:
+        raise NormParameterError(
+            f"{norm} expects a channels-first input (N, C, *spatial) of rank >= 2, got shape "
+            f"{tuple(shape)} of rank {len(shape)}"
         )
 
 
@@ -61,21 +88,38 @@ def check_num_groups(num_groups: int, channels: int) -> None:
 
 
 def check_normalized_shape(normalized_shape: Sequence[int], shape: Sequence[int]) -> None:
-    """normalized_shape must equal the trailing dimensions of the input."""
+    """normalized_shape must equal the trailing dimensions of the input (() pools single values)."""
     k = len(normalized_shape)
-    if k == 0 or k > len(shape) or tuple(shape[len(shape) - k :]) != tuple(normalized_shape):
+    if k > len(shape) or tuple(shape[len(shape) - k :]) != tuple(normalized_shape):
         raise NormParameterError(
             f"normalized_shape={tuple(normalized_shape)} must equal the trailing dimensions of "
-            f"the input of shape {tuple(shape)}; allowed: a non-empty suffix of {tuple(shape)}"
+            f"the input of shape {tuple(shape)}; allowed: a suffix of {tuple(shape)}"
         )
 
 
-def check_batch_statistics_count(count: int, shape: Sequence[int]) -> None:
-    """Training-mode batch statistics need more than one value per channel."""
+def check_nonempty_sets(
+    norm: str, shape: Sequence[int], axes: Sequence[int], count: int, number: int
+) -> None:
+    """Every pooled set holds at least one value: the mean of no values is undefined.
+
+    An input with no sets at all (an empty batch for a norm that pools within a sample) is
+    fine: its output and its statistics are empty.
+    """
+    if count == 0 and number > 0:
+        raise NormParameterError(
+            f"{norm} pools axes {tuple(axes)} of the input of shape {tuple(shape)} into "
+            f"{number} sets of 0 values, whose mean is undefined; allowed: at least 1 value "
+            f"per pooled set"
+        )
+
+
+def check_bessel_count(count: int) -> None:
+    """The unbiased running variance needs count >= 2: its factor count / (count - 1)."""
     if count < 2:
         raise NormParameterError(
-            f"batch statistics in training mode need more than one value per channel, got "
-            f"{count} for input shape {tuple(shape)}; allowed: N * prod(spatial) >= 2"
+            f"running_var_estimator='unbiased' multiplies the batch variance by count / "
+            f"(count - 1), undefined for count={count} value per channel; allowed: count >= 2, "
+            f"or running_var_estimator='biased'"
         )
 
 
@@ -89,17 +133,9 @@ def check_dim(dim: int | None, ndim: int) -> None:
 
 
 def check_param_shape(name: str, param: object, expected: tuple[int, ...]) -> None:
-    """An affine parameter must have exactly the shape its norm defines."""
+    """A parameter must have exactly the shape its norm defines."""
     if param is None:
         return
     shape = tuple(getattr(param, "shape", ()))
     if shape != expected:
         raise NormParameterError(f"{name} must have shape {expected}, got shape {shape}")
-
-
-def check_nonnegative(name: str, values: object) -> None:
-    """A variance must be >= 0 everywhere."""
-    import numpy as np
-
-    if np.any(np.asarray(values) < 0):
-        raise NormParameterError(f"{name} must be >= 0 everywhere, got min {np.min(values)!r}")

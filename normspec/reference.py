@@ -1,8 +1,9 @@
 """What a backend should return for a call: the spec's value and the tolerance model's bound.
 
 This is the one place that maps a norm call in the adapter vocabulary (`NormInputs`,
-`TrainingRun`) onto the spec's functions, and pairs each expected value with its elementwise
-error bound for the backend's precision.
+`TrainingRun`) onto the spec, through its table `spec.NORMS`, and pairs each expected value
+with its elementwise error bound for the backend's precision. The bounds take the statistics
+the spec used (`spec.Normalized`) rather than computing them again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from normspec import core, spec, tolerance
 from normspec.tolerance import Precision
-from normspec.vocabulary import NormInputs, TrainingRun
+from normspec.vocabulary import Gradients, NormInputs, TrainingRun
 
 
 @dataclass(frozen=True)
@@ -43,109 +44,90 @@ def _f64(a: np.ndarray | None) -> np.ndarray | None:
     return None if a is None else core.as_float64(a)
 
 
+def _row(norm: str) -> spec.Norm:
+    if norm not in spec.NORMS:
+        raise ValueError(f"unknown norm {norm!r}; allowed: {sorted(spec.NORMS)}")
+    return spec.NORMS[norm]
+
+
+def _evaluating(row: spec.Norm, inputs: NormInputs) -> bool:
+    """Whether the call normalizes with its running statistics instead of the batch's."""
+    return row.evaluation is not None and not inputs.training
+
+
+def _keywords(inputs: NormInputs, names: tuple[str, ...]) -> dict:
+    """The named fields of `inputs`, arrays in float64: the keyword arguments of a spec call."""
+    fields = {name: getattr(inputs, name) for name in names}
+    return {n: _f64(v) if isinstance(v, np.ndarray) else v for n, v in fields.items()}
+
+
+_RUNNING = ("running_mean", "running_var", "eps", "weight")
+
+
+def pooled(norm: str, inputs: NormInputs) -> spec.PooledSets:
+    """The pooled sets of this call (reduction axes, feature axes, parameter shape)."""
+    row = _row(norm)
+    return row.sets(np.shape(inputs.x), **_keywords(inputs, row.structure))
+
+
 def pooled_sets(norm: str, inputs: NormInputs) -> tuple[np.ndarray, tuple[int, ...] | None]:
     """x in float64, viewed so that each pooled set S is explicit, and the axes of S (None when
     running statistics are used). Reshape any array shaped like x with `.reshape(view.shape)`
     to see it pooled the same way."""
     x = core.as_float64(inputs.x)
-    if norm in ("batch_norm", "instance_norm") and not inputs.training:
+    if _evaluating(_row(norm), inputs):
         return x, None
-    if norm == "batch_norm":
-        return x, (0, *core.spatial_axes(x.ndim))
-    if norm == "instance_norm":
-        return x, core.spatial_axes(x.ndim)
-    if norm == "group_norm":
-        n, c = x.shape[:2]
-        grouped = x.reshape(n, inputs.num_groups, c // inputs.num_groups, *x.shape[2:])
-        return grouped, core.all_but(grouped.ndim, (0, 1))
-    return x, core.trailing_axes(x.ndim, len(inputs.normalized_shape))
+    sets = pooled(norm, inputs)
+    return sets.of(x), sets.axes
 
 
-def _feature_axes(norm: str, inputs: NormInputs) -> tuple[int, ...]:
-    if norm in ("layer_norm", "rms_norm"):
-        return core.trailing_axes(inputs.x.ndim, len(inputs.normalized_shape))
-    return (1,)
+def normalized(norm: str, inputs: NormInputs) -> spec.Normalized:
+    """The spec's output for this call with the batch statistics it used."""
+    row = _row(norm)
+    return row.forward(inputs.x, **_keywords(inputs, row.parameters))
 
 
 def spec_forward(norm: str, inputs: NormInputs) -> np.ndarray:
     """The spec's output for this call, in float64."""
-    x, w, b = inputs.x, _f64(inputs.weight), _f64(inputs.bias)
-    if norm == "batch_norm":
-        if inputs.training:
-            return spec.batch_norm_training(x, eps=inputs.eps, weight=w, bias=b).y
-        return _evaluation(x, inputs, w, b)
-    if norm == "instance_norm":
-        if inputs.training:
-            return spec.instance_norm(x, eps=inputs.eps, weight=w, bias=b)
-        return _evaluation(x, inputs, w, b)
-    if norm == "layer_norm":
-        return spec.layer_norm(
-            x, normalized_shape=inputs.normalized_shape, eps=inputs.eps, weight=w, bias=b
-        )
-    if norm == "group_norm":
-        return spec.group_norm(x, num_groups=inputs.num_groups, eps=inputs.eps, weight=w, bias=b)
-    if norm == "rms_norm":
-        return spec.rms_norm(x, normalized_shape=inputs.normalized_shape, eps=inputs.eps, weight=w)
-    if norm == "weight_norm":
-        return spec.weight_norm(x, w, dim=inputs.dim)
-    raise ValueError(f"unknown norm {norm!r}")
+    row = _row(norm)
+    if _evaluating(row, inputs):
+        return row.evaluation(inputs.x, **_keywords(inputs, (*_RUNNING, "bias")))
+    return normalized(norm, inputs).y
 
 
-def _evaluation(x, inputs: NormInputs, w, b) -> np.ndarray:
-    return spec.batch_norm_evaluation(
-        x,
-        running_mean=_f64(inputs.running_mean),
-        running_var=_f64(inputs.running_var),
-        eps=inputs.eps,
-        weight=w,
-        bias=b,
-    )
-
-
-def spec_vjp(norm: str, inputs: NormInputs, grad_y: np.ndarray):
+def spec_vjp(norm: str, inputs: NormInputs, grad_y: np.ndarray) -> Gradients:
     """The spec's gradients for this call, in float64."""
-    x, w, e = inputs.x, _f64(inputs.weight), inputs.eps
-    if norm in ("batch_norm", "instance_norm") and not inputs.training:
-        return spec.batch_norm_evaluation_vjp(
-            x,
-            grad_y,
-            running_mean=_f64(inputs.running_mean),
-            running_var=_f64(inputs.running_var),
-            eps=e,
-            weight=w,
-        )
-    if norm == "batch_norm":
-        return spec.batch_norm_training_vjp(x, grad_y, eps=e, weight=w)
-    if norm == "instance_norm":
-        return spec.instance_norm_vjp(x, grad_y, eps=e, weight=w)
-    if norm == "layer_norm":
-        return spec.layer_norm_vjp(
-            x, grad_y, normalized_shape=inputs.normalized_shape, eps=e, weight=w
-        )
-    if norm == "group_norm":
-        return spec.group_norm_vjp(x, grad_y, num_groups=inputs.num_groups, eps=e, weight=w)
-    if norm == "rms_norm":
-        return spec.rms_norm_vjp(
-            x, grad_y, normalized_shape=inputs.normalized_shape, eps=e, weight=w
-        )
-    if norm == "weight_norm":
-        return spec.weight_norm_vjp(x, w, grad_y, dim=inputs.dim)
-    raise ValueError(f"unknown norm {norm!r}")
+    row = _row(norm)
+    if _evaluating(row, inputs):
+        return row.evaluation_vjp(inputs.x, grad_y, **_keywords(inputs, _RUNNING))
+    return row.vjp(inputs.x, grad_y, **_keywords(inputs, row.vjp_parameters))
 
 
-def standardized(norm: str, inputs: NormInputs, p: Precision) -> tolerance.Standardized:
-    """The standardized values of the call and their bounds, expanded to the shape of x."""
-    view, axes = pooled_sets(norm, inputs)
-    if norm == "rms_norm":
-        s = tolerance.rms_scaled(view, axes, inputs.eps, p)
-    elif axes is None:
-        stats = lambda a: core.along(a, view.ndim, (1,))
+def standardized(
+    norm: str, inputs: NormInputs, p: Precision, stats: spec.Normalized | None = None
+) -> tolerance.Standardized:
+    """The standardized values of the call and their bounds, expanded to the shape of x.
+
+    `stats` are the spec's statistics for this call, computed here when not given.
+    """
+    row, x = _row(norm), core.as_float64(inputs.x)
+    if _evaluating(row, inputs):
+        along = lambda a: core.along(a, x.ndim, pooled(norm, inputs).features)
         s = tolerance.fixed_statistics(
-            view, stats(inputs.running_mean), stats(inputs.running_var), inputs.eps, p
+            x, along(inputs.running_mean), along(inputs.running_var), inputs.eps, p
         )
+        view_shape = x.shape
     else:
-        s = tolerance.standardized(view, axes, inputs.eps, p)
-    full = lambda a: np.broadcast_to(a, view.shape).reshape(inputs.x.shape)
+        if stats is None:
+            stats = normalized(norm, inputs)
+        sets = stats.sets
+        view, mean, var = sets.of(x), sets.broadcastable(stats.mean), sets.broadcastable(stats.var)
+        if row.centered:
+            s = tolerance.standardized(view, mean, var, sets.axes, inputs.eps, p)
+        else:
+            s = tolerance.rms_scaled(view, var, sets.axes, inputs.eps, p)
+        view_shape = sets.view
+    full = lambda a: np.broadcast_to(a, view_shape).reshape(x.shape)
     return tolerance.Standardized(
         full(s.x_hat), full(s.inv_sigma), full(s.x_hat_error), full(s.sigma_rel_error)
     )
@@ -153,15 +135,23 @@ def standardized(norm: str, inputs: NormInputs, p: Precision) -> tolerance.Stand
 
 def forward(norm: str, inputs: NormInputs, p: Precision) -> Expected:
     """The spec's output and the bound on a correct backend's error."""
-    value = spec_forward(norm, inputs)
-    if norm == "weight_norm":
+    if _evaluating(_row(norm), inputs):
+        return _expected_output(norm, inputs, spec_forward(norm, inputs), None, p)
+    stats = normalized(norm, inputs)
+    return _expected_output(norm, inputs, stats.y, stats, p)
+
+
+def _expected_output(
+    norm: str, inputs: NormInputs, value: np.ndarray, stats: spec.Normalized | None, p: Precision
+) -> Expected:
+    if norm == "weight_norm":  # a reparametrization, with an error analysis of its own
         _, bound = tolerance.weight_norm_bounds(
-            core.as_float64(inputs.x), _f64(inputs.weight), _weight_norm_axes(inputs), p
+            core.as_float64(inputs.x), _f64(inputs.weight), pooled(norm, inputs).axes, p
         )
         return Expected.computed(value, bound, p)
-    features = _feature_axes(norm, inputs)
+    features = pooled(norm, inputs).features
     param = lambda a: None if a is None else core.along(a, inputs.x.ndim, features)
-    s = standardized(norm, inputs, p)
+    s = standardized(norm, inputs, p, stats)
     return Expected.computed(
         value, tolerance.affine_bound(s, param(inputs.weight), param(inputs.bias), p), p
     )
@@ -171,78 +161,79 @@ def vjp(norm: str, inputs: NormInputs, grad_y: np.ndarray, p: Precision) -> dict
     """The spec's gradients ("x", and "weight", "bias" where present) with their bounds."""
     grad_y = core.as_float64(grad_y)
     grads = spec_vjp(norm, inputs, grad_y)
+    row, sets = _row(norm), pooled(norm, inputs)
     if norm == "weight_norm":
         dv_bound, dg_bound = tolerance.weight_norm_vjp_bounds(
-            core.as_float64(inputs.x), _f64(inputs.weight), grad_y, _weight_norm_axes(inputs), p
+            core.as_float64(inputs.x), _f64(inputs.weight), grad_y, sets.axes, p
         )
         return {
             "x": Expected.computed(grads.x, dv_bound, p),
             "weight": Expected.computed(grads.weight, dg_bound, p),
         }
-    features = _feature_axes(norm, inputs)
     s = standardized(norm, inputs, p)
     g = (
         grad_y
         if inputs.weight is None
-        else grad_y * core.along(inputs.weight, grad_y.ndim, features)
+        else grad_y * core.along(inputs.weight, grad_y.ndim, sets.features)
     )
-    view, axes = pooled_sets(norm, inputs)
-    as_view = lambda a: a.reshape(view.shape)
+    evaluating = _evaluating(row, inputs)
+    as_view = (lambda a: a) if evaluating else sets.of
+    axes = None if evaluating else sets.axes
     sv = tolerance.Standardized(
         as_view(s.x_hat), as_view(s.inv_sigma), as_view(s.x_hat_error), as_view(s.sigma_rel_error)
     )
-    if norm == "rms_norm":
-        x_bound = tolerance.rms_vjp_bound(sv, as_view(g), as_view(grads.x), axes, p)
-    else:
+    if row.centered:
         x_bound = tolerance.standardized_vjp_bound(sv, as_view(g), as_view(grads.x), axes, p)
+    else:
+        x_bound = tolerance.rms_vjp_bound(sv, as_view(g), as_view(grads.x), axes, p)
     result = {"x": Expected.computed(grads.x, x_bound.reshape(grad_y.shape), p)}
     if inputs.weight is not None:
         dw_bound, db_bound = tolerance.parameter_grad_bounds(
-            s, grad_y, core.all_but(grad_y.ndim, features), p
+            s, grad_y, core.all_but(grad_y.ndim, sets.features), p
         )
         result["weight"] = Expected.computed(grads.weight, dw_bound, p)
-        if grads.bias is not None and norm != "rms_norm":
+        if grads.bias is not None and row.bias:
             result["bias"] = Expected.computed(grads.bias, db_bound, p)
     return result
 
 
-def _weight_norm_axes(inputs: NormInputs) -> tuple[int, ...]:
-    ndim = inputs.x.ndim
-    return tuple(range(ndim)) if inputs.dim is None else core.all_but(ndim, (inputs.dim,))
-
-
 def training(norm: str, run: TrainingRun, p: Precision) -> ExpectedTraining:
-    """The spec's recurrence over `run.batches`, with bounds accumulated step by step."""
+    """The spec's recurrence over `run.batches`, with bounds accumulated step by step.
+
+    Each step computes its batch statistics once (`normalized`): the output, its bound, what
+    the running statistics are fed and that feed's bound all take them.
+    """
     running = spec.RunningStatistics(_f64(run.initial_mean), _f64(run.initial_var), 0)
     mean_error = np.zeros_like(running.mean)
     var_error = np.zeros_like(running.var)
     outputs = []
     for batch in run.batches:
         inputs = NormInputs(batch, run.eps, run.weight, run.bias)
-        outputs.append(forward(norm, inputs, p))
-        if norm == "batch_norm":
-            stats = spec.batch_norm_training(batch, eps=run.eps)
-            axes = (0, *core.spatial_axes(batch.ndim))
-            reduce = lambda a: a.reshape(-1)
-        else:
-            stats = spec.instance_norm_batch_statistics(batch)
-            axes = core.spatial_axes(batch.ndim)
-            reduce = lambda a: a.mean(axis=0).reshape(-1)
-        d_mean, d_var = tolerance.batch_statistics_bounds(core.as_float64(batch), axes, p)
+        stats = normalized(norm, inputs)
+        outputs.append(_expected_output(norm, inputs, stats.y, stats, p))
+        sets, fed = stats.sets, spec.batch_statistics(stats)
+        d_mean, d_var = tolerance.batch_statistics_bounds(
+            sets.of(core.as_float64(batch)),
+            sets.broadcastable(stats.mean),
+            sets.broadcastable(stats.var),
+            sets.axes,
+            p,
+        )
+        d_mean, d_var = (spec.per_channel(norm, sets.per_set(d)) for d in (d_mean, d_var))
         new = spec.running_statistics_update(
             running,
-            stats,
+            fed,
             momentum=run.momentum,
             momentum_weighs=run.momentum_weighs,
             running_var_estimator=run.running_var_estimator,
         )
         a = spec.weight_of_new_statistic(run.momentum, run.momentum_weighs, new.batches_seen)
-        bessel = stats.count / (stats.count - 1) if run.running_var_estimator == "unbiased" else 1
+        bessel = fed.count / (fed.count - 1) if run.running_var_estimator == "unbiased" else 1
         mean_error = tolerance.running_update_bound(
-            running.mean, mean_error, stats.mean, reduce(d_mean), a, p
+            running.mean, mean_error, fed.mean, d_mean, a, p
         )
         var_error = tolerance.running_update_bound(
-            running.var, var_error, stats.var * bessel, reduce(d_var) * bessel, a, p
+            running.var, var_error, fed.var * bessel, d_var * bessel, a, p
         )
         running = new
     return ExpectedTraining(

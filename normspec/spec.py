@@ -1,50 +1,85 @@
-"""The executable specification: one pure float64 function per normalization.
+"""The executable specification: every normalization is one formula over a different set S.
 
-Each function is the formula of its paper, written with the shared core of `normspec.core`
-(moments over a set S, standardize, affine). Each norm is therefore a choice of
+    x_hat = (x - mean_S) / sqrt(var_S + eps),      y = weight * x_hat + bias,      var_S biased
 
-* S, the set of values pooled into one mean and variance (the reduction axes), and
-* the axes the affine parameters vary along (the feature axes).
+That formula is written once, `normspec.core.normalize`. A norm is a choice of S (the
+reduction axes), of the axes its parameters vary along (the feature axes) and of their shape,
+which its `*_sets` function states; its forward function binds that choice to the formula,
+and its `*_vjp` gives the vector-Jacobian product, derived by hand (see
+`normspec.core.standardize_vjp`), never by automatic differentiation. RMSNorm is the formula
+with mean_S taken as 0 (var_S becomes mean_S(x^2)); WeightNorm the formula with mean 0, no
+eps and a sum in place of the mean. The table `NORMS` at the end is the one place that lists,
+per norm, its sets, forward, VJP and parameters: the reference and the tests read it, and
+nothing else restates a norm's S.
+
+Each forward function returns `Normalized`: y together with mean_S and var_S of every set, as
+ONNX's reference LayerNormalization returns Y, mean and 1/sigma, so that callers (the tolerance
+model, the running statistics) take the statistics instead of computing them again.
 
 Inputs are read as their exact float64 values; outputs are float64. There are no default
 parameters: eps, momentum and the rest are conventions of the backends, not of the math.
-Every forward function has a `*_vjp` partner giving the vector-Jacobian product, derived by
-hand (see `normspec.core.standardize_vjp`), never by automatic differentiation.
-
 Layout is channels-first throughout: x has shape (N, C, *spatial).
+
+The domain. The spec accepts every input on which its formulas are defined, and refuses
+(`NormParameterError`, naming the parameter, the value and the condition) only the rest:
+
+* eps: any finite real with var_S + eps >= 0 for every pooled set (running_var + eps in
+  evaluation mode): a negative eps is fine while it keeps sigma real. var_S + eps < 0 is
+  refused, sqrt of a negative number has no real value. var_S + eps = 0 is not refused: sigma
+  is 0, x_hat = (x - mean) / 0 is undefined, and the spec's value is NaN for every element
+  of that set (and of its gradient). A constant set with eps = 0 is such an input, and what a
+  framework returns there is its declared convention, not the spec's.
+* momentum: None (the cumulative average) or any finite real. Outside [0, 1] the update
+  extrapolates instead of averaging; it is still one well-defined affine combination.
+* pooled sets: at least one value each, wherever there is a set: the mean of no values is
+  undefined. An input with no sets (N = 0 for LayerNorm, InstanceNorm, GroupNorm, RMSNorm;
+  any empty batch in BatchNorm's evaluation mode) gives an empty output. BatchNorm in
+  training mode pools N * prod(spatial) values per channel, so N = 0 is refused there. One
+  value per set is defined (var_S = 0, y = bias for eps > 0).
+* the unbiased running variance: count >= 2 values per set, for its factor
+  count / (count - 1); the biased one needs only count >= 1.
+* x: rank >= 2 for the channel norms (N and C must exist; any number of spatial dims),
+  NaN and inf propagate; normalized_shape: any suffix of x's shape, () included (one value per
+  set); num_groups: a positive divisor of C; dim: None or an axis of v; weight, bias, g,
+  running_mean, running_var: exactly the shapes the norm defines, any real values
+  (running_var only with running_var + eps >= 0, as above).
+* WeightNorm: v = 0 along a set is 0 / 0, NaN there, like var_S + eps = 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from normspec import core
+from normspec.core import Normalized, PooledSets, normalize, normalize_vjp
 from normspec.errors import (
     NormParameterError,
-    check_batch_statistics_count,
+    check_bessel_count,
+    check_channels,
+    check_choice,
     check_dim,
     check_eps,
     check_momentum,
-    check_nonnegative,
     check_normalized_shape,
     check_num_groups,
     check_param_shape,
-    check_rank,
+    check_sigma,
 )
 from normspec.vocabulary import Gradients, MomentumWeighs, VarianceEstimator
 
 
 @dataclass(frozen=True)
 class BatchStatistics:
-    """The output of a training step and the statistics it pooled, per channel (C,)."""
+    """What a training step feeds the running statistics: mean and biased var per channel
+    (C,), and count = |S| for the Bessel factor count / (count - 1)."""
 
-    y: np.ndarray
     mean: np.ndarray
-    var: np.ndarray  # biased: divided by count
-    count: int  # the number of values pooled per channel
+    var: np.ndarray
+    count: int
 
 
 @dataclass(frozen=True)
@@ -59,40 +94,29 @@ class RunningStatistics:
 # --- BatchNorm (Ioffe & Szegedy, 2015) -------------------------------------------------------
 
 
-def _channel_axes(x: np.ndarray, name: str, min_rank: int) -> tuple[core.Axes, core.Axes]:
-    check_rank(name, x.shape, min_rank, 5)
-    return core.all_but(x.ndim, (1,)), (1,)
+def batch_norm_sets(shape: Sequence[int]) -> PooledSets:
+    """S = (N, *spatial) for each channel c; weight, bias: (C,)."""
+    check_channels("batch_norm", shape)
+    shape = tuple(shape)
+    return PooledSets("batch_norm", shape, shape, core.all_but(len(shape), (1,)), (1,), shape[1:2])
 
 
 def batch_norm_training(
     x: np.ndarray, *, eps: float, weight: np.ndarray | None = None, bias: np.ndarray | None = None
-) -> BatchStatistics:
-    """BatchNorm in training mode: statistics of the batch.
+) -> Normalized:
+    """BatchNorm in training mode: the statistics of the batch.
 
-    S = (N, *spatial) for each channel c,   y = weight_c * (x - mean_S) / sqrt(var_S + eps)
-    + bias_c,   var_S biased.   x: (N, C, *spatial) with 0 to 3 spatial dims; weight,
-    bias: (C,).
+    y = weight_c * (x - mean_S) / sqrt(var_S + eps) + bias_c,   S = (N, *spatial) for each
+    channel c, var_S biased; mean and var come back per channel, (C,).
     """
-    x = core.as_float64(x)
-    axes, features = _channel_axes(x, "batch_norm", 2)
-    count = x.size // x.shape[1]
-    check_eps(eps)
-    _check_affine(x, weight, bias, (x.shape[1],))
-    check_batch_statistics_count(count, x.shape)
-    mean, var = core.moments(x, axes)
-    y = core.affine(core.standardize(x, mean, var, eps), weight, bias, features)
-    return BatchStatistics(y, mean.reshape(-1), var.reshape(-1), count)
+    return normalize(x, batch_norm_sets(np.shape(x)), eps=eps, weight=weight, bias=bias)
 
 
 def batch_norm_training_vjp(
     x: np.ndarray, grad_y: np.ndarray, *, eps: float, weight: np.ndarray | None = None
 ) -> Gradients:
-    """The VJP of `batch_norm_training` (see `core.standardize_vjp`)."""
-    x = core.as_float64(x)
-    axes, features = _channel_axes(x, "batch_norm", 2)
-    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
-    check_batch_statistics_count(x.size // x.shape[1], x.shape)
-    return _standardized_vjp(x, core.as_float64(grad_y), eps, weight, axes, features)
+    """The VJP of `batch_norm_training`."""
+    return normalize_vjp(x, grad_y, batch_norm_sets(np.shape(x)), eps=eps, weight=weight)
 
 
 def batch_norm_evaluation(
@@ -104,17 +128,13 @@ def batch_norm_evaluation(
     weight: np.ndarray | None = None,
     bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """BatchNorm in evaluation mode: the affine map built from the running statistics.
+    """BatchNorm (and InstanceNorm) in evaluation mode: the affine map of the running statistics.
 
-    y = weight_c * (x - running_mean_c) / sqrt(running_var_c + eps) + bias_c
+    y = weight_c * (x - running_mean_c) / sqrt(running_var_c + eps) + bias_c. No statistic is
+    computed, so any batch size is fine, N = 0 included.
     """
     x = core.as_float64(x)
-    _, features = _channel_axes(x, "batch_norm", 2)
-    check_eps(eps)
-    _check_affine(x, weight, bias, (x.shape[1],))
-    _check_running(running_mean, running_var, x.shape[1])
-    mean = core.along(running_mean, x.ndim, features)
-    var = core.along(running_var, x.ndim, features)
+    mean, var, features = _running(x, running_mean, running_var, eps, weight, bias)
     return core.affine(core.standardize(x, mean, var, eps), weight, bias, features)
 
 
@@ -129,16 +149,279 @@ def batch_norm_evaluation_vjp(
 ) -> Gradients:
     """The VJP of `batch_norm_evaluation`: dL/dx = weight_c * g / sqrt(running_var_c + eps)."""
     x, grad_y = core.as_float64(x), core.as_float64(grad_y)
-    _, features = _channel_axes(x, "batch_norm", 2)
-    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
-    _check_running(running_mean, running_var, x.shape[1])
-    mean = core.along(running_mean, x.ndim, features)
-    inv_std = 1.0 / np.sqrt(core.along(running_var, x.ndim, features) + eps)
+    check_param_shape("grad_y", grad_y, x.shape)
+    mean, var, features = _running(x, running_mean, running_var, eps, weight, None)
+    inv_std = 1.0 / core.sigma(var, eps)
     x_hat = (x - mean) * inv_std
     grad_x_hat, grad_weight, grad_bias = core.affine_vjp(x_hat, grad_y, weight, features)
     if weight is None:
-        grad_weight = grad_bias = None
+        return Gradients(grad_x_hat * inv_std)
     return Gradients(grad_x_hat * inv_std, grad_weight, grad_bias)
+
+
+def _running(
+    x: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float,
+    weight: np.ndarray | None,
+    bias: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, core.Axes]:
+    """running_mean and running_var along the channels of x, after the checks."""
+    sets = batch_norm_sets(x.shape)
+    check_eps(eps)
+    for name, param in ("weight", weight), ("bias", bias):
+        check_param_shape(name, param, sets.param_shape)
+    for name, param in ("running_mean", running_mean), ("running_var", running_var):
+        check_param_shape(name, param, sets.param_shape)
+    check_sigma(eps, running_var, "running_var")
+    along = lambda a: core.along(a, x.ndim, sets.features)
+    return along(running_mean), along(running_var), sets.features
+
+
+# --- LayerNorm (Ba, Kiros & Hinton, 2016) ----------------------------------------------------
+
+
+def layer_norm_sets(shape: Sequence[int], normalized_shape: Sequence[int]) -> PooledSets:
+    """S = the trailing `normalized_shape` for each leading index; weight, bias:
+    normalized_shape, elementwise."""
+    return _trailing_sets("layer_norm", shape, normalized_shape)
+
+
+def layer_norm(
+    x: np.ndarray,
+    *,
+    normalized_shape: Sequence[int],
+    eps: float,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+) -> Normalized:
+    """LayerNorm over the trailing `normalized_shape`.
+
+    y = weight * (x - mean_S) / sqrt(var_S + eps) + bias,   S = the trailing dims for each
+    leading index; weight, bias: normalized_shape (elementwise affine).
+    """
+    sets = layer_norm_sets(np.shape(x), normalized_shape)
+    return normalize(x, sets, eps=eps, weight=weight, bias=bias)
+
+
+def layer_norm_vjp(
+    x: np.ndarray,
+    grad_y: np.ndarray,
+    *,
+    normalized_shape: Sequence[int],
+    eps: float,
+    weight: np.ndarray | None = None,
+) -> Gradients:
+    """The VJP of `layer_norm`."""
+    sets = layer_norm_sets(np.shape(x), normalized_shape)
+    return normalize_vjp(x, grad_y, sets, eps=eps, weight=weight)
+
+
+def _trailing_sets(norm: str, shape: Sequence[int], normalized_shape: Sequence[int]) -> PooledSets:
+    check_normalized_shape(normalized_shape, shape)
+    shape = tuple(shape)
+    axes = core.trailing_axes(len(shape), len(normalized_shape))
+    return PooledSets(norm, shape, shape, axes, axes, tuple(normalized_shape))
+
+
+# --- InstanceNorm (Ulyanov, Vedaldi & Lempitsky, 2016) ---------------------------------------
+
+
+def instance_norm_sets(shape: Sequence[int]) -> PooledSets:
+    """S = (*spatial) for each (n, c); weight, bias: (C,)."""
+    check_channels("instance_norm", shape)
+    shape = tuple(shape)
+    return PooledSets(
+        "instance_norm", shape, shape, core.spatial_axes(len(shape)), (1,), shape[1:2]
+    )
+
+
+def instance_norm(
+    x: np.ndarray, *, eps: float, weight: np.ndarray | None = None, bias: np.ndarray | None = None
+) -> Normalized:
+    """InstanceNorm with the statistics of each instance.
+
+    y = weight_c * (x - mean_S) / sqrt(var_S + eps) + bias_c,   S = (*spatial) for each
+    (n, c); mean and var come back per instance, (N, C).
+    """
+    return normalize(x, instance_norm_sets(np.shape(x)), eps=eps, weight=weight, bias=bias)
+
+
+def instance_norm_vjp(
+    x: np.ndarray, grad_y: np.ndarray, *, eps: float, weight: np.ndarray | None = None
+) -> Gradients:
+    """The VJP of `instance_norm`."""
+    return normalize_vjp(x, grad_y, instance_norm_sets(np.shape(x)), eps=eps, weight=weight)
+
+
+# --- GroupNorm (Wu & He, 2018) ---------------------------------------------------------------
+
+
+def group_norm_sets(shape: Sequence[int], num_groups: int) -> PooledSets:
+    """S = (C / G, *spatial) for each (n, g): C split into num_groups contiguous groups, channel
+    c in group c // (C / G); weight, bias: (C,), per channel, not per group."""
+    check_channels("group_norm", shape)
+    check_num_groups(num_groups, shape[1])
+    shape = tuple(shape)
+    n, c = shape[:2]
+    view = (n, int(num_groups), int(c // num_groups), *shape[2:])
+    return PooledSets("group_norm", shape, view, core.all_but(len(view), (0, 1)), (1,), (c,))
+
+
+def group_norm(
+    x: np.ndarray,
+    *,
+    num_groups: int,
+    eps: float,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+) -> Normalized:
+    """GroupNorm: C split into num_groups contiguous groups of C / G channels.
+
+    y = weight_c * (x - mean_S) / sqrt(var_S + eps) + bias_c,   S = (C / G, *spatial) for each
+    (n, g); mean and var come back per group, (N, G).
+    """
+    sets = group_norm_sets(np.shape(x), num_groups)
+    return normalize(x, sets, eps=eps, weight=weight, bias=bias)
+
+
+def group_norm_vjp(
+    x: np.ndarray,
+    grad_y: np.ndarray,
+    *,
+    num_groups: int,
+    eps: float,
+    weight: np.ndarray | None = None,
+) -> Gradients:
+    """The VJP of `group_norm`."""
+    sets = group_norm_sets(np.shape(x), num_groups)
+    return normalize_vjp(x, grad_y, sets, eps=eps, weight=weight)
+
+
+# --- RMSNorm (Zhang & Sennrich, 2019) --------------------------------------------------------
+
+
+def rms_norm_sets(shape: Sequence[int], normalized_shape: Sequence[int]) -> PooledSets:
+    """S = the trailing `normalized_shape` for each leading index; weight: normalized_shape."""
+    return _trailing_sets("rms_norm", shape, normalized_shape)
+
+
+def rms_norm(
+    x: np.ndarray, *, normalized_shape: Sequence[int], eps: float, weight: np.ndarray | None = None
+) -> Normalized:
+    """RMSNorm over the trailing `normalized_shape`: no centering, no bias.
+
+    y = weight * x / sqrt(mean_S(x^2) + eps),   S = the trailing dims: the formula with
+    mean_S = 0.
+    """
+    sets = rms_norm_sets(np.shape(x), normalized_shape)
+    return normalize(x, sets, eps=eps, weight=weight, centered=False)
+
+
+def rms_norm_vjp(
+    x: np.ndarray,
+    grad_y: np.ndarray,
+    *,
+    normalized_shape: Sequence[int],
+    eps: float,
+    weight: np.ndarray | None = None,
+) -> Gradients:
+    """The VJP of `rms_norm`: with r = sqrt(mean_S(x^2) + eps) and g = dL/dx_hat,
+
+    dL/dx = (g - x_hat * mean_S(g * x_hat)) / r;   no dL/dbias, there is no bias.
+    """
+    sets = rms_norm_sets(np.shape(x), normalized_shape)
+    grads = normalize_vjp(x, grad_y, sets, eps=eps, weight=weight, centered=False)
+    return dataclasses.replace(grads, bias=None)
+
+
+# --- WeightNorm (Salimans & Kingma, 2016) ----------------------------------------------------
+
+
+def weight_norm_sets(shape: Sequence[int], dim: int | None) -> PooledSets:
+    """S = every axis of v but `dim` (all axes if dim is None); g: the shape of v with the
+    axes of S of size 1, so it is indexed like v."""
+    check_dim(dim, len(shape))
+    shape = tuple(shape)
+    axes = tuple(range(len(shape))) if dim is None else core.all_but(len(shape), (dim,))
+    everything = tuple(range(len(shape)))
+    return PooledSets(
+        "weight_norm", shape, shape, axes, everything, weight_norm_g_shape(shape, dim)
+    )
+
+
+def weight_norm_g_shape(shape: Sequence[int], dim: int | None) -> tuple[int, ...]:
+    """The shape of g: the shape of v with every axis but `dim` set to 1 (all 1 if None)."""
+    if dim is None:
+        return tuple(1 for _ in shape)
+    return tuple(s if a == dim % len(shape) else 1 for a, s in enumerate(shape))
+
+
+def weight_norm(v: np.ndarray, g: np.ndarray, *, dim: int | None) -> Normalized:
+    """WeightNorm reparametrization: w = g * v / ||v||.
+
+    ||v|| is the Euclidean norm over S, every axis of v but `dim` (over all axes if dim is
+    None); g has the shape of v with the axes of S of size 1. The result's var is ||v||^2.
+    """
+    v, g = core.as_float64(v), core.as_float64(g)
+    sets = weight_norm_sets(v.shape, dim)
+    check_param_shape("g", g, sets.param_shape)
+    squared = np.sum(np.square(v), axis=sets.axes, keepdims=True)
+    w = g * v / core.sigma(squared, 0.0)
+    return Normalized(w, sets.per_set(np.zeros_like(squared)), sets.per_set(squared), sets)
+
+
+def weight_norm_vjp(
+    v: np.ndarray, g: np.ndarray, grad_w: np.ndarray, *, dim: int | None
+) -> Gradients:
+    """The VJP of `weight_norm`, with u = v / ||v||:
+
+    dL/dg = sum(grad_w * u) over S,   dL/dv = (g / ||v||) * (grad_w - u * dL/dg).
+    Returned as Gradients(x=dL/dv, weight=dL/dg).
+    """
+    v, g, grad_w = core.as_float64(v), core.as_float64(g), core.as_float64(grad_w)
+    sets = weight_norm_sets(v.shape, dim)
+    check_param_shape("g", g, sets.param_shape)
+    check_param_shape("grad_w", grad_w, v.shape)
+    norm = core.sigma(np.sum(np.square(v), axis=sets.axes, keepdims=True), 0.0)
+    u = v / norm
+    grad_g = np.sum(grad_w * u, axis=sets.axes, keepdims=True)
+    return Gradients(g / norm * (grad_w - u * grad_g), grad_g, None)
+
+
+def _weight_norm_by_vocabulary(x: np.ndarray, *, weight: np.ndarray, dim: int | None) -> Normalized:
+    """`weight_norm` in the vocabulary's names: x is v and weight is g."""
+    return weight_norm(x, weight, dim=dim)
+
+
+def _weight_norm_vjp_by_vocabulary(
+    x: np.ndarray, grad_y: np.ndarray, *, weight: np.ndarray, dim: int | None
+) -> Gradients:
+    """`weight_norm_vjp` in the vocabulary's names: x is v and weight is g."""
+    return weight_norm_vjp(x, weight, grad_y, dim=dim)
+
+
+# --- running statistics ----------------------------------------------------------------------
+
+
+def batch_statistics(normalized: Normalized) -> BatchStatistics:
+    """What a training step feeds the running statistics: `per_channel` of its mean_S and
+    var_S, with count = |S|."""
+    norm = normalized.sets.norm
+    return BatchStatistics(
+        per_channel(norm, normalized.mean), per_channel(norm, normalized.var), normalized.count
+    )
+
+
+def per_channel(norm: str, per_set: np.ndarray) -> np.ndarray:
+    """A statistic with one value per set, as the one value per channel (C,) that the running
+    statistics of `norm` are fed: the mean over the sets of each channel (BatchNorm has one
+    set per channel; InstanceNorm averages its N instances, PyTorch's definition)."""
+    running = NORMS[norm].running
+    if running is None:
+        raise NormParameterError(f"{norm} tracks no running statistics; allowed: {TRACKING}")
+    return np.mean(per_set, axis=running)
 
 
 def running_statistics_update(
@@ -158,19 +441,14 @@ def running_statistics_update(
     running_mean <- (1 - a) * running_mean + a * batch_mean
     running_var  <- (1 - a) * running_var  + a * batch_var * (count / (count - 1) if the
                                               running variance is unbiased, else 1)
+    Any finite momentum: outside [0, 1], a extrapolates past the old or the new value.
     """
-    check_momentum(momentum)
-    if momentum_weighs not in ("new", "old"):
-        raise NormParameterError(f"momentum_weighs must be 'new' or 'old', got {momentum_weighs!r}")
-    if running_var_estimator not in ("unbiased", "biased"):
-        raise NormParameterError(
-            f"running_var_estimator must be 'unbiased' or 'biased', got {running_var_estimator!r}"
-        )
+    check_choice("running_var_estimator", running_var_estimator, ("unbiased", "biased"))
     seen = running.batches_seen + 1
     a = weight_of_new_statistic(momentum, momentum_weighs, seen)
     var = batch.var
     if running_var_estimator == "unbiased":
-        check_batch_statistics_count(batch.count, (batch.count,))
+        check_bessel_count(batch.count)
         var = var * batch.count / (batch.count - 1)
     mean = (1.0 - a) * core.as_float64(running.mean) + a * batch.mean
     var = (1.0 - a) * core.as_float64(running.var) + a * var
@@ -186,288 +464,75 @@ def weight_of_new_statistic(
     1 / batches_seen if momentum is None (the cumulative average).
     """
     check_momentum(momentum)
-    if momentum_weighs not in ("new", "old"):
-        raise NormParameterError(f"momentum_weighs must be 'new' or 'old', got {momentum_weighs!r}")
+    check_choice("momentum_weighs", momentum_weighs, ("new", "old"))
     if momentum is None:
         return 1.0 / batches_seen
     return momentum if momentum_weighs == "new" else 1.0 - momentum
 
 
-# --- LayerNorm (Ba, Kiros & Hinton, 2016) ----------------------------------------------------
+# --- the table -------------------------------------------------------------------------------
 
 
-def _trailing(x: np.ndarray, normalized_shape: Sequence[int]) -> core.Axes:
-    check_normalized_shape(normalized_shape, x.shape)
-    return core.trailing_axes(x.ndim, len(normalized_shape))
+@dataclass(frozen=True)
+class Norm:
+    """One row of the table: a norm as its pooled sets S, its formula and its VJP.
 
-
-def layer_norm(
-    x: np.ndarray,
-    *,
-    normalized_shape: Sequence[int],
-    eps: float,
-    weight: np.ndarray | None = None,
-    bias: np.ndarray | None = None,
-) -> np.ndarray:
-    """LayerNorm over the trailing `normalized_shape`.
-
-    S = the trailing dims for each leading index,  y = weight * (x - mean_S) /
-    sqrt(var_S + eps) + bias,   weight, bias: normalized_shape (elementwise affine).
+    sets(shape, **structure) -> PooledSets: the reduction axes, feature axes, parameter shape.
+    forward(x, **parameters) -> Normalized and vjp(x, grad_y, **vjp_parameters) -> Gradients,
+    keyword parameters named as in the vocabulary (`normspec.vocabulary.NormInputs`).
+    structure: what fixes S besides the input's shape (normalized_shape, num_groups, dim).
+    centered, eps, bias: whether the formula subtracts mean_S, adds an eps, adds a bias.
+    evaluation, evaluation_vjp: the formula with running statistics in place of the batch's,
+    for the norms that track them; running: the axes of their per-set statistics averaged
+    into one value per channel to feed the running statistics.
     """
-    x = core.as_float64(x)
-    axes = _trailing(x, normalized_shape)
-    check_eps(eps)
-    _check_affine(x, weight, bias, tuple(normalized_shape))
-    mean, var = core.moments(x, axes)
-    return core.affine(core.standardize(x, mean, var, eps), weight, bias, axes)
+
+    sets: Callable[..., PooledSets]
+    forward: Callable[..., Normalized]
+    vjp: Callable[..., Gradients]
+    structure: tuple[str, ...] = ()
+    centered: bool = True
+    eps: bool = True
+    bias: bool = True
+    evaluation: Callable[..., np.ndarray] | None = None
+    evaluation_vjp: Callable[..., Gradients] | None = None
+    running: core.Axes | None = None
+
+    @property
+    def vjp_parameters(self) -> tuple[str, ...]:
+        """The keyword parameters of `vjp`: the structure, eps and weight."""
+        return (*self.structure, *(("eps",) if self.eps else ()), "weight")
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The keyword parameters of `forward`: those of `vjp`, and bias."""
+        return (*self.vjp_parameters, *(("bias",) if self.bias else ()))
 
 
-def layer_norm_vjp(
-    x: np.ndarray,
-    grad_y: np.ndarray,
-    *,
-    normalized_shape: Sequence[int],
-    eps: float,
-    weight: np.ndarray | None = None,
-) -> Gradients:
-    """The VJP of `layer_norm`."""
-    x = core.as_float64(x)
-    axes = _trailing(x, normalized_shape)
-    _check_vjp(x, grad_y, eps, weight, tuple(normalized_shape))
-    return _standardized_vjp(x, core.as_float64(grad_y), eps, weight, axes, axes)
+_RUNNING = {"evaluation": batch_norm_evaluation, "evaluation_vjp": batch_norm_evaluation_vjp}
 
-
-# --- InstanceNorm (Ulyanov, Vedaldi & Lempitsky, 2016) ---------------------------------------
-
-
-def instance_norm(
-    x: np.ndarray, *, eps: float, weight: np.ndarray | None = None, bias: np.ndarray | None = None
-) -> np.ndarray:
-    """InstanceNorm with the statistics of each instance.
-
-    S = (*spatial) for each (n, c),   y = weight_c * (x - mean_S) / sqrt(var_S + eps) +
-    bias_c.   x: (N, C, *spatial) with 1 to 3 spatial dims; weight, bias: (C,).
-    """
-    x = core.as_float64(x)
-    check_rank("instance_norm", x.shape, 3, 5)
-    check_eps(eps)
-    _check_affine(x, weight, bias, (x.shape[1],))
-    axes = core.spatial_axes(x.ndim)
-    mean, var = core.moments(x, axes)
-    return core.affine(core.standardize(x, mean, var, eps), weight, bias, (1,))
-
-
-def instance_norm_vjp(
-    x: np.ndarray, grad_y: np.ndarray, *, eps: float, weight: np.ndarray | None = None
-) -> Gradients:
-    """The VJP of `instance_norm`."""
-    x = core.as_float64(x)
-    check_rank("instance_norm", x.shape, 3, 5)
-    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
-    return _standardized_vjp(
-        x, core.as_float64(grad_y), eps, weight, core.spatial_axes(x.ndim), (1,)
-    )
-
-
-def instance_norm_batch_statistics(x: np.ndarray) -> BatchStatistics:
-    """What an InstanceNorm training step feeds its running statistics (PyTorch's definition).
-
-        mean_c = mean over n of mean_S(x[n, c]),   var_c = mean over n of var_S(x[n, c])
-        (biased), count = |S|, so that the Bessel factor is |S| / (|S| - 1).
-    The `y` field is the instance-normalized output without eps and affine; callers use the
-    statistics only.
-    """
-    x = core.as_float64(x)
-    check_rank("instance_norm", x.shape, 3, 5)
-    axes = core.spatial_axes(x.ndim)
-    mean, var = core.moments(x, axes)
-    count = int(np.prod(x.shape[2:]))
-    return BatchStatistics(
-        x - mean, mean.mean(axis=0).reshape(-1), var.mean(axis=0).reshape(-1), count
-    )
-
-
-# --- GroupNorm (Wu & He, 2018) ---------------------------------------------------------------
-
-
-def _grouped(x: np.ndarray, num_groups: int) -> np.ndarray:
-    check_rank("group_norm", x.shape, 2, 5)
-    check_num_groups(num_groups, x.shape[1])
-    n, c = x.shape[:2]
-    return x.reshape((n, num_groups, c // num_groups, *x.shape[2:]))
-
-
-def group_norm(
-    x: np.ndarray,
-    *,
-    num_groups: int,
-    eps: float,
-    weight: np.ndarray | None = None,
-    bias: np.ndarray | None = None,
-) -> np.ndarray:
-    """GroupNorm: C split into num_groups contiguous groups of C / G channels.
-
-    S = (C / G, *spatial) for each (n, g),  channel c in group g = c // (C / G),
-    y = weight_c * (x - mean_S) / sqrt(var_S + eps) + bias_c,   weight, bias: (C,).
-    """
-    x = core.as_float64(x)
-    check_eps(eps)
-    grouped = _grouped(x, num_groups)
-    _check_affine(x, weight, bias, (x.shape[1],))
-    mean, var = core.moments(grouped, core.all_but(grouped.ndim, (0, 1)))
-    x_hat = core.standardize(grouped, mean, var, eps).reshape(x.shape)
-    return core.affine(x_hat, weight, bias, (1,))
-
-
-def group_norm_vjp(
-    x: np.ndarray,
-    grad_y: np.ndarray,
-    *,
-    num_groups: int,
-    eps: float,
-    weight: np.ndarray | None = None,
-) -> Gradients:
-    """The VJP of `group_norm`."""
-    x, grad_y = core.as_float64(x), core.as_float64(grad_y)
-    grouped = _grouped(x, num_groups)
-    _check_vjp(x, grad_y, eps, weight, (x.shape[1],))
-    axes = core.all_but(grouped.ndim, (0, 1))
-    mean, var = core.moments(grouped, axes)
-    inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = ((grouped - mean) * inv_std).reshape(x.shape)
-    grad_x_hat, grad_weight, grad_bias = core.affine_vjp(x_hat, grad_y, weight, (1,))
-    grad_x = core.standardize_vjp(
-        x_hat.reshape(grouped.shape), inv_std, grad_x_hat.reshape(grouped.shape), axes
-    )
-    if weight is None:
-        grad_weight = grad_bias = None
-    return Gradients(grad_x.reshape(x.shape), grad_weight, grad_bias)
-
-
-# --- RMSNorm (Zhang & Sennrich, 2019) --------------------------------------------------------
-
-
-def rms_norm(
-    x: np.ndarray, *, normalized_shape: Sequence[int], eps: float, weight: np.ndarray | None = None
-) -> np.ndarray:
-    """RMSNorm over the trailing `normalized_shape`: no centering, no bias.
-
-    y = weight * x / sqrt(mean_S(x^2) + eps),   S = the trailing dims.
-    """
-    x = core.as_float64(x)
-    axes = _trailing(x, normalized_shape)
-    check_eps(eps)
-    _check_affine(x, weight, None, tuple(normalized_shape))
-    x_hat = x / np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
-    return core.affine(x_hat, weight, None, axes)
-
-
-def rms_norm_vjp(
-    x: np.ndarray,
-    grad_y: np.ndarray,
-    *,
-    normalized_shape: Sequence[int],
-    eps: float,
-    weight: np.ndarray | None = None,
-) -> Gradients:
-    """The VJP of `rms_norm`: with r = sqrt(mean_S(x^2) + eps) and g = dL/dx_hat,
-
-    dL/dx = (g - x_hat * mean_S(g * x_hat)) / r.
-    """
-    x, grad_y = core.as_float64(x), core.as_float64(grad_y)
-    axes = _trailing(x, normalized_shape)
-    _check_vjp(x, grad_y, eps, weight, tuple(normalized_shape))
-    inv_rms = 1.0 / np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
-    x_hat = x * inv_rms
-    grad_x_hat, grad_weight, _ = core.affine_vjp(x_hat, grad_y, weight, axes)
-    mean_g_x_hat = np.mean(grad_x_hat * x_hat, axis=axes, keepdims=True)
-    grad_x = inv_rms * (grad_x_hat - x_hat * mean_g_x_hat)
-    return Gradients(grad_x, None if weight is None else grad_weight, None)
-
-
-# --- WeightNorm (Salimans & Kingma, 2016) ----------------------------------------------------
-
-
-def _norm_axes(v: np.ndarray, dim: int | None) -> core.Axes:
-    check_dim(dim, v.ndim)
-    return tuple(range(v.ndim)) if dim is None else core.all_but(v.ndim, (dim,))
-
-
-def weight_norm_g_shape(shape: Sequence[int], dim: int | None) -> tuple[int, ...]:
-    """The shape of g: the shape of v with every axis but `dim` set to 1 (all 1 if None)."""
-    if dim is None:
-        return tuple(1 for _ in shape)
-    return tuple(s if a == dim % len(shape) else 1 for a, s in enumerate(shape))
-
-
-def weight_norm(v: np.ndarray, g: np.ndarray, *, dim: int | None) -> np.ndarray:
-    """WeightNorm reparametrization: w = g * v / ||v||.
-
-    ||v|| is the Euclidean norm over every axis of v but `dim` (over all axes if dim is
-    None); g has the shape of v with the reduced axes of size 1.
-    """
-    v, g = core.as_float64(v), core.as_float64(g)
-    axes = _norm_axes(v, dim)
-    check_param_shape("g", g, weight_norm_g_shape(v.shape, dim))
-    return g * v / np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
-
-
-def weight_norm_vjp(
-    v: np.ndarray, g: np.ndarray, grad_w: np.ndarray, *, dim: int | None
-) -> Gradients:
-    """The VJP of `weight_norm`, with u = v / ||v||:
-
-    dL/dg = sum(grad_w * u) over the norm axes,   dL/dv = (g / ||v||) * (grad_w - u *
-    dL/dg).   Returned as Gradients(x=dL/dv, weight=dL/dg).
-    """
-    v, g, grad_w = core.as_float64(v), core.as_float64(g), core.as_float64(grad_w)
-    axes = _norm_axes(v, dim)
-    check_param_shape("g", g, weight_norm_g_shape(v.shape, dim))
-    check_param_shape("grad_w", grad_w, v.shape)
-    norm = np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
-    u = v / norm
-    grad_g = np.sum(grad_w * u, axis=axes, keepdims=True)
-    return Gradients(g / norm * (grad_w - u * grad_g), grad_g, None)
-
-
-# --- shared pieces ---------------------------------------------------------------------------
-
-
-def _check_affine(
-    x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, shape: tuple[int, ...]
-) -> None:
-    check_param_shape("weight", weight, shape)
-    check_param_shape("bias", bias, shape)
-
-
-def _check_vjp(
-    x: np.ndarray, grad_y: np.ndarray, eps: float, weight: np.ndarray | None, shape: tuple[int, ...]
-) -> None:
-    check_eps(eps)
-    check_param_shape("weight", weight, shape)
-    check_param_shape("grad_y", grad_y, x.shape)
-
-
-def _check_running(running_mean: np.ndarray, running_var: np.ndarray, channels: int) -> None:
-    check_param_shape("running_mean", running_mean, (channels,))
-    check_param_shape("running_var", running_var, (channels,))
-    check_nonnegative("running_var", running_var)
-
-
-def _standardized_vjp(
-    x: np.ndarray,
-    grad_y: np.ndarray,
-    eps: float,
-    weight: np.ndarray | None,
-    axes: core.Axes,
-    features: core.Axes,
-) -> Gradients:
-    check_eps(eps)
-    mean, var = core.moments(x, axes)
-    inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = (x - mean) * inv_std
-    grad_x_hat, grad_weight, grad_bias = core.affine_vjp(x_hat, grad_y, weight, features)
-    grad_x = core.standardize_vjp(x_hat, inv_std, grad_x_hat, axes)
-    if weight is None:
-        return Gradients(grad_x)
-    return Gradients(grad_x, grad_weight, grad_bias)
+#: Every norm, by name: the one place that says what each pools.
+NORMS: dict[str, Norm] = {
+    "batch_norm": Norm(
+        batch_norm_sets, batch_norm_training, batch_norm_training_vjp, **_RUNNING, running=()
+    ),
+    "layer_norm": Norm(layer_norm_sets, layer_norm, layer_norm_vjp, ("normalized_shape",)),
+    "instance_norm": Norm(
+        instance_norm_sets, instance_norm, instance_norm_vjp, **_RUNNING, running=(0,)
+    ),
+    "group_norm": Norm(group_norm_sets, group_norm, group_norm_vjp, ("num_groups",)),
+    "rms_norm": Norm(
+        rms_norm_sets, rms_norm, rms_norm_vjp, ("normalized_shape",), centered=False, bias=False
+    ),
+    "weight_norm": Norm(
+        weight_norm_sets,
+        _weight_norm_by_vocabulary,
+        _weight_norm_vjp_by_vocabulary,
+        ("dim",),
+        centered=False,
+        eps=False,
+        bias=False,
+    ),
+}
+#: The norms that track running statistics.
+TRACKING: tuple[str, ...] = tuple(name for name, row in NORMS.items() if row.running is not None)

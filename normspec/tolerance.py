@@ -64,8 +64,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from normspec import core
-
 UNIT_ROUNDOFF: dict[str, float] = {
     "float64": 2.0**-53,
     "float32": 2.0**-24,
@@ -155,10 +153,19 @@ class Standardized:
     sigma_rel_error: np.ndarray  # |d sigma| / sigma, broadcastable
 
 
-def standardized(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision) -> Standardized:
-    """x_hat = (x - mean_S) / sqrt(var_S + eps) and its error bound, batch statistics."""
+def standardized(
+    x: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    axes: tuple[int, ...],
+    eps: float,
+    p: Precision,
+) -> Standardized:
+    """x_hat = (x - mean_S) / sqrt(var_S + eps) and its error bound, batch statistics.
+
+    mean and var are the spec's mean_S and biased var_S of x, broadcastable against it.
+    """
     n = int(np.prod([x.shape[a] for a in axes]))
-    mean, var = core.moments(x, axes)
     sigma = np.sqrt(var + eps)
     m = np.max(np.abs(x), axis=axes, keepdims=True)
     gamma = p.gamma(n)
@@ -249,15 +256,18 @@ def parameter_grad_bounds(
     return dw_bound, gamma * total(np.abs(grad_y)) + p.u_out * np.abs(db)
 
 
-def rms_scaled(x: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision) -> Standardized:
+def rms_scaled(
+    x: np.ndarray, mean_square: np.ndarray, axes: tuple[int, ...], eps: float, p: Precision
+) -> Standardized:
     """x_hat = x / sqrt(mean_S x^2 + eps): a sum of positive terms, so no cancellation.
 
     |d r| / r <= gamma / 2 + u + u_stat + (2 eta + eta_stat) / (2 r^2),
     |d x_hat_i| <= |x_hat_i| (|d r| / r + u)
     (the underflow of the squares, of their mean and of the stored statistic).
+    mean_square is the spec's mean_S(x^2), broadcastable against x.
     """
     n = int(np.prod([x.shape[a] for a in axes]))
-    r = np.sqrt(np.mean(np.square(x), axis=axes, keepdims=True) + eps)
+    r = np.sqrt(mean_square + eps)
     rel = p.gamma(n) / 2 + p.u + p.u_stat + (2 * p.eta + p.eta_stat) / (2 * r**2)
     x_hat = x / r
     return Standardized(x_hat, 1 / r, np.abs(x_hat) * (rel + p.u), np.broadcast_to(rel, r.shape))
@@ -320,12 +330,12 @@ def weight_norm_vjp_bounds(
 
 
 def batch_statistics_bounds(
-    x: np.ndarray, axes: tuple[int, ...], p: Precision
+    x: np.ndarray, mean: np.ndarray, var: np.ndarray, axes: tuple[int, ...], p: Precision
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of a batch's mean and biased variance, per pooled set (see the module text)."""
+    """Bounds of a batch's mean and biased variance, per pooled set (see the module text);
+    mean and var are the spec's, broadcastable against x."""
     n = int(np.prod([x.shape[a] for a in axes]))
     gamma = p.gamma(n)
-    mean, var = core.moments(x, axes)
     m = np.max(np.abs(x), axis=axes, keepdims=True)
     mean_error = gamma * m + p.u_stat * np.abs(mean)
     var_error = gamma * (var + 2 * m * np.sqrt(var)) + (gamma * m) ** 2 + p.u_stat * var
@@ -342,17 +352,18 @@ def running_update_bound(
 ) -> np.ndarray:
     """The bound of new = (1 - a) old + a statistic, stored in the storage dtype.
 
-    |d new| <= (1 - a) |d old| + a |d statistic|
+    |d new| <= |1 - a| |d old| + |a| |d statistic|
                + 3 max(u, u_stat) (|(1 - a) old| + |a statistic|)
                + u_stat (|old| + |statistic|) + u_out |new|
 
     (the running statistics may be held, and updated, in the statistics dtype, where the
-    factors a and 1 - a themselves round: |d a| <= u_stat).
+    factors a and 1 - a themselves round: |d a| <= u_stat). The absolute values keep it a
+    bound for a momentum outside [0, 1], where the update extrapolates.
     """
     new = (1 - a) * old + a * statistic
     return (
-        (1 - a) * old_error
-        + a * statistic_error
+        abs(1 - a) * old_error
+        + abs(a) * statistic_error
         + 3 * max(p.u, p.u_stat) * (np.abs((1 - a) * old) + np.abs(a * statistic))
         + p.u_stat * (np.abs(old) + np.abs(statistic))
         + p.u_out * np.abs(new)

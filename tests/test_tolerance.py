@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from backends.protocol import NormInputs
-from normspec import reference
+from normspec import reference, tolerance
 from normspec.tolerance import LARGEST_FINITE, Precision
 from properties.assertions import error_ratio
 
@@ -207,3 +207,33 @@ def test_error_ratio_of_equal_infinities_is_zero():
     assert ratio(math.inf, math.inf, 1.0) == 0.0
     assert ratio(-math.inf, -math.inf, 0.0) == 0.0
     assert ratio(-math.inf, math.inf, 1.0) == math.inf
+
+
+# --- the running-statistics update with an extrapolating momentum ----------------------------
+
+
+@pytest.mark.parametrize("a", [-1.0, 2.0])
+def test_running_update_bound_weighs_the_input_errors_by_absolute_weights(a):
+    """new = (1 - a) old + a statistic with a outside [0, 1]: the errors of old and of the
+    statistic enter as |1 - a| |d old| + |a| |d statistic| (with the signed weights the bound
+    would fall below zero). old = statistic = 0 leaves no rounding term."""
+    zero = np.zeros(1)
+    bound = tolerance.running_update_bound(zero, np.ones(1), zero, np.full(1, 0.5), a, FLOAT32)
+    assert bound[0] == abs(1 - a) + abs(a) * 0.5
+
+
+@pytest.mark.parametrize("a", [-1.0, -0.25, 0.0, 0.5, 1.0, 1.5, 2.0])
+def test_a_float32_running_update_stays_within_the_bound_for_any_weight(a):
+    """The update computed in float32 from float32 values, against its exact value: inside the
+    bound whether it averages (a in [0, 1]) or extrapolates."""
+    rng = np.random.default_rng(7)
+    old = rng.standard_normal(64).astype(np.float32)
+    statistic = (3.0 + rng.standard_normal(64)).astype(np.float32)
+    a32 = np.float32(a)
+    observed = (np.float32(1) - a32) * old + a32 * statistic
+    exact = (1 - a) * old.astype(np.float64) + a * statistic.astype(np.float64)
+    zero = np.zeros(64)
+    bound = tolerance.running_update_bound(
+        old.astype(np.float64), zero, statistic.astype(np.float64), zero, a, FLOAT32
+    )
+    assert np.all(np.abs(observed.astype(np.float64) - exact) <= bound)
