@@ -292,11 +292,15 @@ def rms_vjp_bound(
 def weight_norm_bounds(
     v: np.ndarray, g: np.ndarray, axes: tuple[int, ...], p: Precision
 ) -> tuple[np.ndarray, np.ndarray]:
-    """w = g v / ||v|| and its bound |d w_i| <= |w_i| (gamma / 2 + 3 u + u_stat + u_out)
-    + eta_stat (|v_i| + |g|): g / ||v|| held in the statistics dtype may underflow."""
+    """w = g v / ||v|| and its bound |d w_i| <= |w_i| (gamma / 2 + 3 u + 2 u_stat + u_out)
+    + eta_stat (|v_i| + |g|).
+
+    A backend may hold both ||v|| and the factor g / ||v|| in the statistics dtype (PyTorch's
+    half-precision weight_norm computes v * (g / ||v||) so): two roundings in u_stat, and the
+    factor may underflow (eta_stat)."""
     n = int(np.prod([v.shape[a] for a in axes]))
     w = g * v / np.sqrt(np.sum(np.square(v), axis=axes, keepdims=True))
-    bound = np.abs(w) * (p.gamma(n) / 2 + 3 * p.u + p.u_stat + p.u_out)
+    bound = np.abs(w) * (p.gamma(n) / 2 + 3 * p.u + 2 * p.u_stat + p.u_out)
     return w, bound + p.eta_stat * (np.abs(v) + np.abs(g))
 
 

@@ -9,7 +9,8 @@ element, the observed and expected values, the error, the bound, the case (whose
 rebuilds it) and a one-line reproduction.
 
 Comparisons are NaN-aware: a NaN or an infinity where the expected value is finite is a
-failure (a NaN never "equals" a NaN), except the infinity a result rounds to when its exact
+failure, and a NaN agrees with a NaN only where the spec itself is undefined (its value and
+its bound NaN, 0/0); the one infinity allowed is the one a result rounds to when its exact
 value may exceed the dtype's largest finite number.
 """
 
@@ -41,10 +42,12 @@ def error_ratio(
 ) -> np.ndarray:
     """|observed - expected| / bound elementwise.
 
-    0 where both are equal numbers, or where the expected value may exceed the dtype's
-    `largest` finite value and the observed is the infinity of its sign it rounds to; inf
-    where either is NaN, where the observed is infinite and the expected is not, or where the
-    bound is 0 and they differ.
+    0 where both are equal numbers; where the spec itself is undefined (0/0: the expected
+    value and its bound are NaN) and so is the observed; or where the expected value may
+    exceed the dtype's `largest` finite value and the observed is the infinity of its sign it
+    rounds to. inf where either is NaN otherwise (a NaN never equals a NaN whose bound is a
+    number: two backends that both return NaN do not agree), where the observed is infinite
+    and the expected is not, or where the bound is 0 and they differ.
     """
     with np.errstate(invalid="ignore"):
         error = np.abs(observed - expected)
@@ -55,7 +58,8 @@ def error_ratio(
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(error == 0, 0.0, error / bound)
-    ratio = np.where(overflow, 0.0, ratio)
+    undefined = np.isnan(observed) & np.isnan(expected) & np.isnan(bound)
+    ratio = np.where(overflow | undefined, 0.0, ratio)
     return np.where(np.isnan(ratio), np.inf, ratio)
 
 

@@ -164,10 +164,16 @@ def test_error_ratio_is_the_error_in_units_of_the_bound():
     assert ratio(1.0, 1.5, 1.0) == 0.5
 
 
-def test_error_ratio_of_nan_against_nan_is_zero():
-    """0/0 in both the backend and the spec is agreement, not an error."""
-    assert ratio(math.nan, math.nan, 1.0) == 0.0
-    assert ratio(math.nan, math.nan, 0.0) == 0.0
+def test_error_ratio_of_nan_where_the_spec_is_undefined_is_zero():
+    """0/0 in both the backend and the spec (whose bound is then undefined too) is agreement."""
+    assert ratio(math.nan, math.nan, math.nan) == 0.0
+
+
+def test_error_ratio_of_nan_against_a_nan_with_a_bound_is_infinite():
+    """Two backends that both return NaN where the spec has a number do not agree: the
+    expected value is the other backend's NaN, the bound the spec's number."""
+    assert ratio(math.nan, math.nan, 1.0) == math.inf
+    assert ratio(math.nan, math.nan, 0.0) == math.inf
 
 
 def test_error_ratio_of_nan_against_a_number_is_infinite():

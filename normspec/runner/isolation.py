@@ -159,14 +159,15 @@ def run_isolated(
         timed_out = None
         try:
             with path.open() as events:
+                pending = ""  # a line the child has not finished writing yet
                 while True:
                     returncode = process.poll()
-                    for line in events.readlines():
-                        if line.endswith("\n"):
-                            event = json.loads(line)
-                            journal.read(event)
-                            if on_event:
-                                on_event(event)
+                    *lines, pending = (pending + events.read()).split("\n")
+                    for line in lines:
+                        event = json.loads(line)
+                        journal.read(event)
+                        if on_event:
+                            on_event(event)
                     if returncode is not None:
                         break
                     running = journal.running
