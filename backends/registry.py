@@ -23,6 +23,12 @@ BUILTIN: dict[str, str] = {
     "tensorflow-nn": "backends.tensorflow_backend:TfNnBackend",
     "tensorflow-fused": "backends.tensorflow_backend:TfFusedBackend",
 }
+#: The honest controls (backends/honest_backends.py): built in, selected by name, not by
+#: default; they test normspec's own specificity, not a framework.
+CONTROLS: dict[str, str] = {
+    "exact": "backends.honest_backends:ExactBackend",
+    "rounding": "backends.honest_backends:RoundingBackend",
+}
 
 
 class UnknownBackendError(ValueError):
@@ -34,17 +40,18 @@ def load_backend(spec: str) -> Backend:
 
     `attr` may be a Backend subclass (instantiated with no arguments) or an instance.
     """
-    target = BUILTIN.get(spec, spec)
+    target = BUILTIN.get(spec) or CONTROLS.get(spec, spec)
     if ":" not in target:
         raise UnknownBackendError(
-            f"unknown backend {spec!r}; built-in backends: {', '.join(BUILTIN)}; "
+            f"unknown backend {spec!r}; built-in backends: {', '.join(BUILTIN)}; controls: "
+            f"{', '.join(CONTROLS)}; "
             f"or name an external adapter as package.module:attr"
         )
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if spec in BUILTIN:
+        if spec in BUILTIN or spec in CONTROLS:
             raise
         if not _names_the_module(error, module_name):
             return BrokenAdapter(spec, error)  # it exists, and needs something missing
@@ -53,7 +60,7 @@ def load_backend(spec: str) -> Backend:
             f"the path? normspec looks in the current directory, {Path.cwd()})"
         ) from error
     except Exception as error:  # the module exists and its import fails: a finding
-        if spec in BUILTIN:
+        if spec in BUILTIN or spec in CONTROLS:
             raise
         return BrokenAdapter(spec, error)
     try:
@@ -67,7 +74,7 @@ def load_backend(spec: str) -> Backend:
         raise UnknownBackendError(
             f"{spec!r} is a {type(backend).__name__}, not a backends.protocol.Backend"
         )
-    if spec not in BUILTIN:  # an external adapter is reported under the name it was loaded by
+    if spec not in BUILTIN and spec not in CONTROLS:  # reported under the name it was loaded by
         backend.name = spec
     return backend
 

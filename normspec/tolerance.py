@@ -106,6 +106,12 @@ class Precision:
         return SMALLEST_SUBNORMAL[self.accumulation] / 2
 
     @property
+    def eta_out(self) -> float:
+        """The absolute error of rounding a value to the storage dtype where it underflows
+        (an output, or a parameter rounded to the input's dtype)."""
+        return SMALLEST_SUBNORMAL[self.storage] / 2
+
+    @property
     def eta_stat(self) -> float:
         """The absolute error of a statistic held in the statistics dtype that underflows."""
         return SMALLEST_SUBNORMAL[self.statistics or self.accumulation] / 2
