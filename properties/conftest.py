@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from backends.protocol import Backend
-from backends.registry import BUILTIN, load_backend
+from backends.registry import BUILTIN, CONTROLS, load_backend
 from normspec.vocabulary import NORMS
 from properties import options
 from properties.assertions import Check
@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     options.load_profile(config)
-    names = list(dict.fromkeys(config.getoption("--backend"))) or list(BUILTIN)
+    names = list(dict.fromkeys(config.getoption("--backend"))) or [*BUILTIN, *CONTROLS]
     journal = config.getoption("--journal")
     config.normspec_recorder = Recorder(journal=Path(journal) if journal else None)
     config.normspec_backends = [
@@ -58,7 +58,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
     if "backend_pair" in metafunc.fixturenames:
-        pairs = list(itertools.combinations(backends, 2))
+        # the honest controls are compared with the spec, not with the frameworks
+        subjects = [b for b in backends if b.name not in CONTROLS]
+        pairs = list(itertools.combinations(subjects, 2))
         metafunc.parametrize("backend_pair", pairs, ids=[pair_name(p) for p in pairs])
     if "norm" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("norms")

@@ -101,6 +101,16 @@ class Recorder:
         ]
 
 
+def _kind(backends: list) -> str:
+    """differential (a pair), control (an honest control: its failure is a bug of normspec),
+    or single."""
+    from backends.registry import CONTROLS
+
+    if len(backends) > 1:
+        return "differential"
+    return "control" if backends[0].name in CONTROLS else "single"
+
+
 def result_record(
     item: pytest.Item,
     report: pytest.TestReport,
@@ -114,7 +124,7 @@ def result_record(
         "norm": norm,
         "backend": name,
         "property": item.originalname,
-        "kind": "differential" if len(backends) > 1 else "single",
+        "kind": _kind(backends),
         "nodeid": item.nodeid,
         "duration_s": round(report.duration, 4),
         "examples": cases,
