@@ -140,6 +140,19 @@ def validate(args: argparse.Namespace) -> str | None:
             load_backend(name)
         except UnknownBackendError as error:
             return str(error)
+    return deviations_problem(args.known_deviations)
+
+
+def deviations_problem(paths: list[str]) -> str | None:
+    """Why the known-deviations files (the suite's own and the user's) cannot be used, naming
+    each file, line and problem; None if they can."""
+    from normspec.runner.engine import PROPERTIES
+    from properties.deviations_file import DeviationsFileError, load_deviations
+
+    try:
+        load_deviations([PROPERTIES / "known_deviations.toml", *map(Path, paths)])
+    except DeviationsFileError as error:
+        return f"bad known-deviations file:\n{error}"
     return None
 
 
