@@ -7,6 +7,7 @@ import ast
 import os
 import shlex
 import sys
+import traceback
 from pathlib import Path
 
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
@@ -140,7 +141,38 @@ def validate(args: argparse.Namespace) -> str | None:
             load_backend(name)
         except UnknownBackendError as error:
             return str(error)
+        except Exception as error:  # the adapter's own code raised: name it, no traceback
+            return adapter_problem(name, error)
     return deviations_problem(args.known_deviations)
+
+
+def adapter_problem(name: str, error: Exception) -> str:
+    """What went wrong loading backend `name`: the module or class that raised, the exception
+    and where it was raised."""
+    from backends.registry import BUILTIN
+
+    module, _, attr = BUILTIN.get(name, name).partition(":")
+    # a module whose import raised is not left in sys.modules
+    doing = f"importing {module!r}" if module not in sys.modules else f"loading {attr!r}"
+    if isinstance(error, SyntaxError):
+        what, where = error.msg, f" at {error.filename}:{error.lineno}"
+    else:
+        frames = [
+            f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")
+        ]
+        what, where = error, f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"backend {name!r}: {doing} raised {type(error).__name__}: {what}{where}"
+
+
+def import_from_working_directory() -> None:
+    """Let external adapters be imported from the working directory, as `python -m` does.
+
+    The `normspec` console script, unlike `python -m normspec`, does not put the working
+    directory on sys.path, while `package.module:attr` names a module importable from there
+    (and the pytest child imports it from there: the engine puts it on its PYTHONPATH)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def deviations_problem(paths: list[str]) -> str | None:
@@ -161,6 +193,7 @@ def check(args: argparse.Namespace) -> int:
     from normspec.runner.engine import CheckRequest, run_properties
     from normspec.runner.report import conformance_json, write_reports
 
+    import_from_working_directory()
     problem = validate(args)
     if problem:
         return _usage_error(problem)
