@@ -89,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="examples per property, overriding the profile",
     )
     check.add_argument(
-        "--report-dir", default="reports", metavar="DIR", help="where the reports are written"
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="where the reports are written: created if missing, checked before the run, "
+        "and replaced all at once after it (a failed or interrupted run leaves them as they were)",
     )
     check.add_argument(
         "--known-deviations",
@@ -124,6 +128,7 @@ def _usage_error(message: str) -> int:
 def validate(args: argparse.Namespace) -> str | None:
     """Why the arguments cannot run, naming what is wrong and what is allowed; None if fine."""
     from backends.registry import UnknownBackendError, load_backend
+    from normspec.runner.files import directory_problem
 
     for norm in args.norm:
         if norm not in NORMS:
@@ -143,7 +148,7 @@ def validate(args: argparse.Namespace) -> str | None:
             return str(error)
         except Exception as error:  # the adapter's own code raised: name it, no traceback
             return adapter_problem(name, error)
-    return deviations_problem(args.known_deviations)
+    return directory_problem(Path(args.report_dir)) or deviations_problem(args.known_deviations)
 
 
 def adapter_problem(name: str, error: Exception) -> str:
@@ -215,7 +220,13 @@ def check(args: argparse.Namespace) -> int:
         )
     command = "normspec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = conformance_json(run.record, command, run.seconds)
-    paths = write_reports(report, Path(args.report_dir))
+    try:
+        paths = write_reports(report, Path(args.report_dir))
+    except OSError as error:
+        return _usage_error(
+            f"cannot write the reports to {args.report_dir}: {error}; the previous reports "
+            "there are untouched"
+        )
     summary = ", ".join(f"{n} {s}" for s, n in report["summary"].items())
     print(
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)

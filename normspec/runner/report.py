@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from normspec import __version__
+from normspec.runner.files import write_all
 from normspec.vocabulary import NORMS
 
 SYMBOL = {
@@ -272,17 +273,14 @@ def conventions_markdown(report: dict) -> str:
 
 
 def write_reports(report: dict, directory: Path) -> list[Path]:
-    """Write conformance.json, conformance.md, precision.md and conventions.md."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {
-        "conformance.json": json.dumps(report, indent=1, default=str) + "\n",
-        "conformance.md": conformance_markdown(report),
-        "precision.md": precision_markdown(report),
-        "conventions.md": conventions_markdown(report),
-    }
-    paths = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text)
-        paths.append(path)
-    return paths
+    """Write conformance.json, conformance.md, precision.md and conventions.md, all of them or,
+    if one cannot be written, none."""
+    return write_all(
+        directory,
+        {
+            "conformance.json": json.dumps(report, indent=1, default=str) + "\n",
+            "conformance.md": conformance_markdown(report),
+            "precision.md": precision_markdown(report),
+            "conventions.md": conventions_markdown(report),
+        },
+    )
