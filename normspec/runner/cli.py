@@ -8,12 +8,15 @@ import os
 import shlex
 import sys
 import traceback
+from collections import Counter
 from pathlib import Path
 
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: The statuses of a cell that was not checked: a run of nothing else checked nothing.
+NOT_RUN = frozenset({"skipped", "not provided"})
 
 
 def property_names() -> list[str]:
@@ -47,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the property suite against the chosen backends and write "
         "conformance.md, conformance.json, conventions.md and precision.md. Exit "
         "status: 0 all passed (known deviations are strict xfails), 1 a property "
-        "failed, 2 bad usage or nothing ran.",
+        "failed, 2 bad usage (found before anything runs) or nothing ran (every selected "
+        "cell skipped or not provided; the reports are then left as they were).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     check.add_argument(
@@ -55,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="backend to check, repeatable: one of "
+        help="backend to check, repeatable (named twice, it runs once): one of "
         + ", ".join(BUILTIN)
-        + ", or an external adapter as package.module:attr (default: all "
-        "built-in; those whose framework is missing are reported as skipped)",
+        + ", or an external adapter as module:attr, importable from the working directory "
+        "(default: all built-in; those whose framework is missing are reported as skipped)",
     )
     check.add_argument(
         "--norm",
@@ -203,9 +207,10 @@ def check(args: argparse.Namespace) -> int:
     if problem:
         return _usage_error(problem)
     request = CheckRequest(
-        backends=tuple(args.backend),
-        norms=tuple(args.norm),
-        properties=tuple(args.property),
+        # naming a backend twice runs it once: dict keeps the first of each, in order
+        backends=tuple(dict.fromkeys(args.backend)),
+        norms=tuple(dict.fromkeys(args.norm)),
+        properties=tuple(dict.fromkeys(args.property)),
         profile=args.profile,
         max_examples=args.max_examples,
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
@@ -213,11 +218,14 @@ def check(args: argparse.Namespace) -> int:
         timeout_s=args.timeout or None,
     )
     run = run_properties(request)
-    if not run.record.get("results"):
+    results = run.record.get("results")
+    if not results:
         return _usage_error(
             f"no property ran (pytest exit status {run.pytest_exit}); check "
             "the selection of backends, norms and properties"
         )
+    if all(r["status"] in NOT_RUN for r in results):
+        return _usage_error(nothing_ran(results, args.report_dir))
     command = "normspec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = conformance_json(run.record, command, run.seconds)
     try:
@@ -237,6 +245,19 @@ def check(args: argparse.Namespace) -> int:
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def nothing_ran(results: list[dict], report_dir: str) -> str:
+    """Why a run that selected cells checked none of them: each reason, with how many cells."""
+    reasons = Counter(r.get("reason") or r["status"] for r in results)
+    shown = [f"{reason} ({n})" for reason, n in reasons.most_common(3)]
+    if len(reasons) > 3:
+        shown.append(f"{len(reasons) - 3} more reasons")
+    return (
+        f"nothing ran: all {len(results)} selected cells were skipped or not provided, so "
+        f"nothing was checked; the reports in {report_dir} are left as they were. Reasons: "
+        + "; ".join(shown)
+    )
 
 
 def list_backends() -> int:
