@@ -29,7 +29,14 @@ RECORD = {
     "conventions": [],
     "known_deviations": [],
 }  # fmt: skip
-REPORTS = ("conformance.json", "conformance.md", "precision.md", "conventions.md")
+REPORTS = (
+    "conformance.json",
+    "conformance.md",
+    "precision.md",
+    "conventions.md",
+    "timings.json",
+    "timings.md",
+)
 
 
 @pytest.fixture
@@ -108,8 +115,8 @@ def test_reports_replace_the_previous_ones_and_leave_nothing_else(tmp_path):
     for name in REPORTS:
         (tmp_path / name).write_text("previous")
     (tmp_path / "notes.txt").write_text("a user's file")
-    report = conformance_json(RECORD, "normspec check", 0.1)
-    written = write_reports(report, tmp_path)
+    report = conformance_json(RECORD, "normspec check")
+    written = write_reports(report, RECORD, 0.1, tmp_path)
     assert sorted(p.name for p in written) == sorted(REPORTS)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*REPORTS, "notes.txt"])
     assert all(p.read_text() != "previous" for p in written)

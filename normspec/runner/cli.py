@@ -197,8 +197,8 @@ def deviations_problem(paths: list[str]) -> str | None:
     return None
 
 
-def check(args: argparse.Namespace) -> int:
-    """Run `normspec check` and return its exit status."""
+def check(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run `normspec check` (given as `argv`, parsed as `args`) and return its exit status."""
     from normspec.runner.engine import CheckRequest, run_properties
     from normspec.runner.report import conformance_json, write_reports
 
@@ -226,10 +226,9 @@ def check(args: argparse.Namespace) -> int:
         )
     if all(r["status"] in NOT_RUN for r in results):
         return _usage_error(nothing_ran(results, args.report_dir))
-    command = "normspec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = conformance_json(run.record, command, run.seconds)
+    report = conformance_json(run.record, "normspec " + shlex.join(argv))
     try:
-        paths = write_reports(report, Path(args.report_dir))
+        paths = write_reports(report, run.record, run.seconds, Path(args.report_dir))
     except OSError as error:
         return _usage_error(
             f"cannot write the reports to {args.report_dir}: {error}; the previous reports "
@@ -274,10 +273,11 @@ def list_backends() -> int:
 def main(argv: list[str] | None = None) -> int:
     """The entry point of the `normspec` command."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
-    return check(args)
+    return check(args, argv)
 
 
 if __name__ == "__main__":
