@@ -6,6 +6,7 @@ import argparse
 import ast
 import os
 import shlex
+import signal
 import sys
 import traceback
 from collections import Counter
@@ -15,6 +16,7 @@ from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STOPPED_BEFORE_REPORTS = "the property suite was ended and the previous reports are untouched"
 #: The statuses of a cell that was not checked: a run of nothing else checked nothing.
 NOT_RUN = frozenset({"skipped", "not provided"})
 
@@ -201,6 +203,7 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
     """Run `normspec check` (given as `argv`, parsed as `args`) and return its exit status."""
     from normspec.runner.engine import CheckRequest, run_properties
     from normspec.runner.report import conformance_json, write_reports
+    from normspec.runner.stopping import Stopped
 
     import_from_working_directory()
     problem = validate(args)
@@ -217,7 +220,14 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
         verbose=args.verbose,
         timeout_s=args.timeout or None,
     )
-    run = run_properties(request)
+    try:
+        run = run_properties(request)
+    except KeyboardInterrupt:
+        print(f"\nnormspec: interrupted: {STOPPED_BEFORE_REPORTS}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Stopped as stop:
+        print(f"normspec: stopped by {stop.signal.name}: {STOPPED_BEFORE_REPORTS}", file=sys.stderr)
+        return 128 + stop.signal
     results = run.record.get("results")
     if not results:
         return _usage_error(

@@ -8,7 +8,6 @@ directory `normspec check` was started in.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S, Journal, run_isolated
+from normspec.runner.stopping import stop_signals_raise
 from properties.deviations import KNOWN_DEVIATIONS, Deviations, load_deviations
 
 PROPERTIES = Path(__file__).resolve().parents[2] / "properties"
@@ -82,31 +82,25 @@ def run_properties(request: CheckRequest) -> CheckRun:
     """Run the property suite, streaming pytest's progress, and return what it recorded.
 
     The suite runs isolated (normspec/runner/isolation.py): a property that crashes or hangs
-    its process is recorded as failed and the rest of the suite still runs."""
+    its process is recorded as failed and the rest of the suite still runs. Each child runs
+    in a process group of its own, ended with everything it started when this process is
+    interrupted (Ctrl-C: KeyboardInterrupt) or stopped (SIGTERM, SIGHUP: Stopped), which then
+    propagate: nothing is recorded and no report is written."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     cwd = os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with tempfile.TemporaryDirectory(prefix="normspec-") as tmp:
-            start = time.perf_counter()
-            journal, exit_code = run_isolated(
-                pytest_command(request, Path(tmp) / "results.json"),
-                env=env,
-                cwd=cwd,
-                workdir=Path(tmp),
-                timeout_s=request.timeout_s,
-                profile=request.profile,
-            )
-            seconds = time.perf_counter() - start
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with tempfile.TemporaryDirectory(prefix="normspec-") as tmp, stop_signals_raise():
+        start = time.perf_counter()
+        journal, exit_code = run_isolated(
+            pytest_command(request, Path(tmp) / "results.json"),
+            env=env,
+            cwd=cwd,
+            workdir=Path(tmp),
+            timeout_s=request.timeout_s,
+            profile=request.profile,
+        )
+        seconds = time.perf_counter() - start
     return CheckRun(record(request, journal), exit_code, seconds)
-
-
-def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM: unwind, so that the suite's process group is stopped with us."""
-    raise SystemExit(128 + signum)
 
 
 def record(request: CheckRequest, journal: Journal) -> dict:

@@ -3,14 +3,12 @@ replaced all at once after it, so a directory never holds some old and some new 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
+
+from normspec.runner.stopping import signals_deferred
 
 
 def directory_problem(directory: Path, option: str = "--report-dir") -> str | None:
@@ -52,24 +50,3 @@ def write_all(directory: Path, files: dict[str, str]) -> list[Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [directory / name for name in files]
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block is done, then deliver them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = {
-        s: signal.signal(s, lambda number, frame: held.append(number))
-        for s in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            # None: a handler installed from C, which Python cannot reinstall
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        for number in held:
-            signal.raise_signal(number)

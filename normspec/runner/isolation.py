@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from normspec.runner.stopping import end_process_group, signals_deferred
+
 #: The default time limit of one property x norm x backend, in seconds.
 DEFAULT_TIMEOUT_S = 600.0
 #: How often the runner looks at its child, in seconds.
@@ -178,7 +180,8 @@ def run_isolated(
                         break
                     time.sleep(_POLL_S)
         except BaseException:  # Ctrl-C, SIGTERM: the child goes with us
-            _stop(process, signal.SIGTERM)
+            with signals_deferred():
+                end_process_group(process)
             raise
         if journal.finished is not None and journal.running is None:
             return journal, 1 if journal.crashes else returncode
