@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import shlex
 import signal
 import sys
-import traceback
 from collections import Counter
 from pathlib import Path
 
+from normspec.runner.engine import CheckRun
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
+from normspec.runner.preflight import import_from_working_directory, property_names, validate
 from normspec.vocabulary import NORMS
+
+__all__ = ["main", "property_names"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOPPED_BEFORE_REPORTS = "the property suite was ended and the previous reports are untouched"
 #: The statuses of a cell that was not checked: a run of nothing else checked nothing.
 NOT_RUN = frozenset({"skipped", "not provided"})
-
-
-def property_names() -> list[str]:
-    """The property test functions of the suite, read from its modules without importing."""
-    from normspec.runner.engine import PROPERTIES
-
-    names = []
-    for path in sorted(PROPERTIES.glob("test_*.py")):
-        tree = ast.parse(path.read_text())
-        names += [
-            n.name
-            for n in tree.body
-            if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
-        ]
-    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
         "killed and reported as failed (timed out), and the run goes on; 0 for no limit",
     )
     check.add_argument(
-        "-v", "--verbose", action="store_true", help="show each property as it runs, and tracebacks"
+        "--junit-xml",
+        default=None,
+        metavar="FILE",
+        help="also write JUnit XML for CI systems (pytest's writer), one test case per "
+        "norm x property x backend; written with the reports",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show pytest's output, each property as it runs, and tracebacks (on a terminal "
+        "the run otherwise shows one line: cells done of cells, failures so far)",
     )
     backends = commands.add_parser(
         "backends", help="list the built-in backends and whether each can run here"
@@ -131,78 +129,10 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-def validate(args: argparse.Namespace) -> str | None:
-    """Why the arguments cannot run, naming what is wrong and what is allowed; None if fine."""
-    from backends.registry import UnknownBackendError, load_backend
-    from normspec.runner.files import directory_problem
-
-    for norm in args.norm:
-        if norm not in NORMS:
-            return f"unknown norm {norm!r}; valid norms: {', '.join(NORMS)}"
-    known = property_names()
-    for name in args.property:
-        if name not in known:
-            return f"unknown property {name!r}; valid properties: {', '.join(known)}"
-    if args.timeout < 0:
-        return f"--timeout must be >= 0 seconds (0: no limit), got {args.timeout:g}"
-    if args.max_examples is not None and args.max_examples < 1:
-        return f"--max-examples must be a positive integer, got {args.max_examples}"
-    for name in args.backend:
-        try:
-            load_backend(name)
-        except UnknownBackendError as error:
-            return str(error)
-        except Exception as error:  # the adapter's own code raised: name it, no traceback
-            return adapter_problem(name, error)
-    return directory_problem(Path(args.report_dir)) or deviations_problem(args.known_deviations)
-
-
-def adapter_problem(name: str, error: Exception) -> str:
-    """What went wrong loading backend `name`: the module or class that raised, the exception
-    and where it was raised."""
-    from backends.registry import BUILTIN
-
-    module, _, attr = BUILTIN.get(name, name).partition(":")
-    # a module whose import raised is not left in sys.modules
-    doing = f"importing {module!r}" if module not in sys.modules else f"loading {attr!r}"
-    if isinstance(error, SyntaxError):
-        what, where = error.msg, f" at {error.filename}:{error.lineno}"
-    else:
-        frames = [
-            f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")
-        ]
-        what, where = error, f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return f"backend {name!r}: {doing} raised {type(error).__name__}: {what}{where}"
-
-
-def import_from_working_directory() -> None:
-    """Let external adapters be imported from the working directory, as `python -m` does.
-
-    The `normspec` console script, unlike `python -m normspec`, does not put the working
-    directory on sys.path, while `package.module:attr` names a module importable from there
-    (and the pytest child imports it from there: the engine puts it on its PYTHONPATH)."""
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-
-
-def deviations_problem(paths: list[str]) -> str | None:
-    """Why the known-deviations files (the suite's own and the user's) cannot be used, naming
-    each file, line and problem; None if they can."""
-    from normspec.runner.engine import PROPERTIES
-    from properties.deviations_file import DeviationsFileError, load_deviations
-
-    try:
-        load_deviations([PROPERTIES / "known_deviations.toml", *map(Path, paths)])
-    except DeviationsFileError as error:
-        return f"bad known-deviations file:\n{error}"
-    return None
-
-
 def check(args: argparse.Namespace, argv: list[str]) -> int:
     """Run `normspec check` (given as `argv`, parsed as `args`) and return its exit status."""
     from normspec.runner.engine import CheckRequest, run_properties
-    from normspec.runner.report import conformance_json, write_reports
+    from normspec.runner.progress import ProgressLine
     from normspec.runner.stopping import Stopped
 
     import_from_working_directory()
@@ -219,16 +149,32 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
         verbose=args.verbose,
         timeout_s=args.timeout or None,
+        junit=args.junit_xml is not None,
     )
+    # a terminal shows one progress line, and the summary below instead of pytest's output
+    line = ProgressLine(sys.stdout) if sys.stdout.isatty() and not args.verbose else None
     try:
-        run = run_properties(request)
+        run = run_properties(request, line.show if line else None)
     except KeyboardInterrupt:
         print(f"\nnormspec: interrupted: {STOPPED_BEFORE_REPORTS}", file=sys.stderr)
         return 128 + signal.SIGINT
     except Stopped as stop:
         print(f"normspec: stopped by {stop.signal.name}: {STOPPED_BEFORE_REPORTS}", file=sys.stderr)
         return 128 + stop.signal
+    finally:
+        if line:
+            line.clear()
+    return record_run(run, args, argv)
+
+
+def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
+    """Write the reports of a finished run, say what it found, and return the exit status."""
+    from normspec.runner.files import write_all
+    from normspec.runner.report import conformance_json, write_reports
+
     results = run.record.get("results")
+    if run.output is not None and (not results or run.pytest_exit not in (0, 1)):
+        print(_tail(run.output), file=sys.stderr)  # pytest's own words: the cause
     if not results:
         return _usage_error(
             f"no property ran (pytest exit status {run.pytest_exit}); check "
@@ -244,16 +190,46 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
             f"cannot write the reports to {args.report_dir}: {error}; the previous reports "
             "there are untouched"
         )
+    if args.junit_xml and run.junit_xml is not None:
+        junit = Path(args.junit_xml)
+        try:
+            paths += write_all(junit.parent, {junit.name: run.junit_xml})
+        except OSError as error:
+            return _usage_error(f"cannot write --junit-xml {junit}: {error}")
+    # a known deviation that a full ci run no longer observes fails the run (properties/)
+    gone = [d for d in report["known_deviations"] if d.get("status") == "no longer observed"]
+    if run.output is not None:  # pytest's summary was not shown: say what failed
+        _print_findings(report["results"], gone)
     summary = ", ".join(f"{n} {s}" for s, n in report["summary"].items())
     print(
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
     )
-    # a known deviation that a full ci run no longer observes fails the run (properties/conftest.py)
-    gone = [d for d in report["known_deviations"] if d.get("status") == "no longer observed"]
     failed = report["summary"].get("failed", 0) + len(gone)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_findings(results: list[dict], gone: list[dict]) -> None:
+    """One block per failed cell (what failed, and the command that reruns it) and a line per
+    known deviation no longer observed."""
+    for r in results:
+        if r["status"] == "failed":
+            message = (r.get("message") or r.get("reason") or "").strip().splitlines()
+            print(f"FAILED {r['norm']} on {r['backend']}: {r['property']}")
+            if message:
+                print(f"  {message[0]}")
+            if r.get("reproduction"):
+                print(f"  reproduce: {r['reproduction']}")
+    for d in gone:
+        print(
+            f"known deviation no longer observed: {d['reproduction']} (fixed upstream, or no "
+            "longer reached: update or remove its entry)"
+        )
+
+
+def _tail(output: str, lines: int = 40) -> str:
+    return "\n".join(output.rstrip().splitlines()[-lines:])
 
 
 def nothing_ran(results: list[dict], report_dir: str) -> str:
