@@ -37,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run the properties; exit 1 if any fails; write reports",
         description="Run the property suite against the chosen backends and write "
-        "conformance.md, conformance.json, conventions.md and precision.md. Exit "
-        "status: 0 all passed (known deviations are strict xfails), 1 a property "
-        "failed, 2 bad usage (found before anything runs) or nothing ran (every selected "
-        "cell skipped or not provided; the reports are then left as they were).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "conformance.md, conformance.json, conventions.md and precision.md, and the run's "
+        "timings.json and timings.md. Exit status: 0 all passed (known deviations are "
+        "strict xfails), 1 a property failed, 2 bad usage (found before anything runs) or "
+        "nothing ran (every selected cell skipped or not provided; the reports are then "
+        "left as they were), 128 + the signal when stopped by Ctrl-C, SIGTERM or SIGHUP.",
     )
     check.add_argument(
         "--backend",
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default="ci",
         choices=("ci", "dev", "hunt"),
-        help="ci: derandomized and fast, for every pull request; dev: random, "
+        help="ci (the default): derandomized and fast, for every pull request; dev: random, "
         "100 examples; hunt: random, 2000 examples, for long campaigns",
     )
     check.add_argument(
@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-dir",
         default="reports",
         metavar="DIR",
-        help="where the reports are written: created if missing, checked before the run, "
-        "and replaced all at once after it (a failed or interrupted run leaves them as they were)",
+        help="where the reports are written (default: reports): created if missing, checked "
+        "before the run, and replaced all at once after it (a failed or interrupted run "
+        "leaves them as they were)",
     )
     check.add_argument(
         "--known-deviations",
