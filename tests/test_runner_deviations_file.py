@@ -93,9 +93,9 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_the_command_line_checks_the_files_before_running(tmp_path, capsys, monkeypatch):
     """Exit 2 with the file and line, and the suite never starts."""
-    import normspec.runner.engine as engine
+    import normspec.runner.cli as cli
 
-    monkeypatch.setattr(engine, "run_properties", lambda *a, **k: pytest.fail("it ran"))
+    monkeypatch.setattr(cli, "run_properties", lambda *a, **k: pytest.fail("it ran"))
     path = _file(tmp_path, ENTRY + "norm = 1\n")
     code = main(
         ["check", "--backend", "numpy", "--known-deviations", str(path),

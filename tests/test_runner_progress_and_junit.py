@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import normspec.runner.engine as engine
+import normspec.runner.cli as cli
 from normspec.runner.cli import main
 from normspec.runner.junit import merged_junit
 from normspec.runner.progress import Progress, ProgressFile
@@ -53,7 +53,7 @@ def test_junit_xml_has_one_test_case_per_norm_property_and_backend(tmp_path):
 def test_a_junit_xml_path_that_is_a_directory_is_refused_before_the_run(
     tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(engine, "run_properties", lambda *a, **k: pytest.fail("the suite ran"))
+    monkeypatch.setattr(cli, "run_properties", lambda *a, **k: pytest.fail("the suite ran"))
     code = main(["check", "--backend", "numpy", "--junit-xml", str(tmp_path),
                  "--report-dir", str(tmp_path / "reports")])  # fmt: skip
     assert code == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import normspec.runner.engine as engine
+import normspec.runner.cli as cli
 from normspec.runner.cli import main
 from normspec.runner.engine import CheckRun
 from normspec.runner.report import conformance_json, write_reports
@@ -42,13 +42,13 @@ REPORTS = (
 @pytest.fixture
 def never_runs(monkeypatch):
     """The suite must not start: a bad destination is found before the run."""
-    monkeypatch.setattr(engine, "run_properties", lambda *a, **k: pytest.fail("the suite ran"))
+    monkeypatch.setattr(cli, "run_properties", lambda *a, **k: pytest.fail("the suite ran"))
 
 
 @pytest.fixture
 def canned_run(monkeypatch):
     """A run that records RECORD at once, so that only the writing is tested."""
-    monkeypatch.setattr(engine, "run_properties", lambda *a, **k: CheckRun(RECORD, 0, 0.1))
+    monkeypatch.setattr(cli, "run_properties", lambda *a, **k: CheckRun(RECORD, 0, 0.1))
 
 
 def _check(report_dir: Path) -> int:

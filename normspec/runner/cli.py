@@ -10,9 +10,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from normspec.runner.engine import CheckRun
+from normspec.runner.engine import CheckRequest, CheckRun, run_properties
+from normspec.runner.files import write_all
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.runner.preflight import import_from_working_directory, property_names, validate
+from normspec.runner.progress import ProgressLine
+from normspec.runner.report import conformance_json, write_reports
+from normspec.runner.stopping import Stopped
 from normspec.vocabulary import NORMS
 
 __all__ = ["main", "property_names"]
@@ -132,10 +136,6 @@ def _usage_error(message: str) -> int:
 
 def check(args: argparse.Namespace, argv: list[str]) -> int:
     """Run `normspec check` (given as `argv`, parsed as `args`) and return its exit status."""
-    from normspec.runner.engine import CheckRequest, run_properties
-    from normspec.runner.progress import ProgressLine
-    from normspec.runner.stopping import Stopped
-
     import_from_working_directory()
     problem = validate(args)
     if problem:
@@ -170,9 +170,6 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
 
 def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
     """Write the reports of a finished run, say what it found, and return the exit status."""
-    from normspec.runner.files import write_all
-    from normspec.runner.report import conformance_json, write_reports
-
     results = run.record.get("results")
     if run.output is not None and (not results or run.pytest_exit not in (0, 1)):
         print(_tail(run.output), file=sys.stderr)  # pytest's own words: the cause
