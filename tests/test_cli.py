@@ -87,35 +87,76 @@ def test_an_external_adapter_is_loaded_by_module_and_attribute(tmp_path):
 
 def test_a_framework_that_is_not_installed_is_a_skip_with_its_reason(tmp_path):
     done = normspec(
-        "check",
-        "--backend",
-        "tests.fakes:UninstalledFramework",
-        "--norm",
-        "layer_norm",
-        "--report-dir",
-        str(tmp_path),
-    )
+        "check", "--backend", "numpy", "--backend", "tests.fakes:UninstalledFramework",
+        "--norm", "layer_norm", "--property", "test_forward_agrees_with_the_spec",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "conformance.json").read_text())["results"]
-    assert results and {r["status"] for r in results} == {"skipped"}
-    assert all("imaginary_framework is not installed" in r["reason"] for r in results)
+    status = {r["backend"]: (r["status"], r.get("reason", "")) for r in results}
+    assert status["numpy"][0] == "passed"
+    assert status["tests.fakes:UninstalledFramework"][0] == "skipped"
+    assert "imaginary_framework is not installed" in status["tests.fakes:UninstalledFramework"][1]
 
 
 def test_a_norm_the_backend_lacks_is_not_provided_rather_than_failed(tmp_path):
     done = normspec(
-        "check",
-        "--backend",
-        "tests.fakes:LayerNormOnly",
-        "--norm",
-        "group_norm",
-        "--property",
-        "test_forward_agrees_with_the_spec",
-        "--report-dir",
-        str(tmp_path),
-    )
+        "check", "--backend", "tests.fakes:LayerNormOnly", "--norm", "group_norm",
+        "--norm", "layer_norm", "--property", "test_forward_agrees_with_the_spec",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    (result,) = json.loads((tmp_path / "conformance.json").read_text())["results"]
-    assert result["status"] == "not provided"
+    results = json.loads((tmp_path / "conformance.json").read_text())["results"]
+    assert {r["norm"]: r["status"] for r in results} == {
+        "group_norm": "not provided",
+        "layer_norm": "passed",
+    }
+
+
+@pytest.mark.parametrize(
+    ("backend", "norm", "says"),
+    [
+        ("tests.fakes:UninstalledFramework", "layer_norm", "imaginary_framework is not installed"),
+        ("tests.fakes:LayerNormOnly", "group_norm", "not provided: tests.fakes:LayerNormOnly has "),
+    ],
+    ids=["every cell skipped", "every cell not provided"],
+)
+def test_a_run_where_nothing_ran_exits_2_with_the_reason_and_writes_no_report(
+    tmp_path, backend, norm, says
+):
+    done = normspec(
+        "check", "--backend", backend, "--norm", norm,
+        "--property", "test_forward_agrees_with_the_spec", "--report-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "normspec: error: nothing ran: all 1 selected cells were skipped or not provided" in (
+        done.stderr
+    )
+    assert says in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_torch_cuda_without_a_gpu_is_nothing_ran_not_a_pass(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: torch-cuda runs here")
+    done = normspec(
+        "check", "--backend", "torch-cuda", "--norm", "layer_norm",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "nothing ran" in done.stderr and "no CUDA device" in done.stderr
+
+
+def test_a_backend_named_twice_runs_once(tmp_path):
+    done = normspec(
+        "check", "--backend", "numpy", "--backend", "numpy", "--norm", "layer_norm",
+        "--norm", "layer_norm", "--property", "test_forward_agrees_with_the_spec",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "conformance.json").read_text())["results"]
+    assert [(r["backend"], r["norm"]) for r in results] == [("numpy", "layer_norm")]
 
 
 def test_the_ci_profile_gives_the_same_results_on_every_run(tmp_path):

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import shlex
+import signal
 import sys
+from collections import Counter
 from pathlib import Path
 
+from normspec.runner.engine import CheckRequest, CheckRun, run_properties
+from normspec.runner.files import write_all
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
+from normspec.runner.preflight import import_from_working_directory, property_names, validate
+from normspec.runner.progress import ProgressLine
+from normspec.runner.report import conformance_json, write_reports
+from normspec.runner.stopping import Stopped
 from normspec.vocabulary import NORMS
 
+__all__ = ["main", "property_names"]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def property_names() -> list[str]:
-    """The property test functions of the suite, read from its modules without importing."""
-    from normspec.runner.engine import PROPERTIES
-
-    names = []
-    for path in sorted(PROPERTIES.glob("test_*.py")):
-        tree = ast.parse(path.read_text())
-        names += [
-            n.name
-            for n in tree.body
-            if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
-        ]
-    return names
+STOPPED_BEFORE_REPORTS = "the property suite was ended and the previous reports are untouched"
+#: The statuses of a cell that was not checked: a run of nothing else checked nothing.
+NOT_RUN = frozenset({"skipped", "not provided"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,20 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run the properties; exit 1 if any fails; write reports",
         description="Run the property suite against the chosen backends and write "
-        "conformance.md, conformance.json, conventions.md and precision.md. Exit "
-        "status: 0 all passed (known deviations are strict xfails), 1 a property "
-        "failed, 2 bad usage or nothing ran.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "conformance.md, conformance.json, conventions.md and precision.md, and the run's "
+        "timings.json and timings.md. Exit status: 0 all passed (known deviations are "
+        "strict xfails), 1 a property failed, 2 bad usage (found before anything runs) or "
+        "nothing ran (every selected cell skipped or not provided; the reports are then "
+        "left as they were), 128 + the signal when stopped by Ctrl-C, SIGTERM or SIGHUP.",
     )
     check.add_argument(
         "--backend",
         action="append",
         default=[],
         metavar="NAME",
-        help="backend to check, repeatable: one of "
+        help="backend to check, repeatable (named twice, it runs once): one of "
         + ", ".join(BUILTIN)
-        + ", or an external adapter as package.module:attr (default: all "
-        "built-in; those whose framework is missing are reported as skipped)",
+        + ", or an external adapter as module:attr, importable from the working directory "
+        "(default: all built-in; those whose framework is missing are reported as skipped)",
     )
     check.add_argument(
         "--norm",
@@ -77,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         default="ci",
         choices=("ci", "dev", "hunt"),
-        help="ci: derandomized and fast, for every pull request; dev: random, "
+        help="ci (the default): derandomized and fast, for every pull request; dev: random, "
         "100 examples; hunt: random, 2000 examples, for long campaigns",
     )
     check.add_argument(
@@ -88,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="examples per property, overriding the profile",
     )
     check.add_argument(
-        "--report-dir", default="reports", metavar="DIR", help="where the reports are written"
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="where the reports are written (default: reports): created if missing, checked "
+        "before the run, and replaced all at once after it (a failed or interrupted run "
+        "leaves them as they were)",
     )
     check.add_argument(
         "--known-deviations",
@@ -106,7 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
         "killed and reported as failed (timed out), and the run goes on; 0 for no limit",
     )
     check.add_argument(
-        "-v", "--verbose", action="store_true", help="show each property as it runs, and tracebacks"
+        "--junit-xml",
+        default=None,
+        metavar="FILE",
+        help="also write JUnit XML for CI systems (pytest's writer), one test case per "
+        "norm x property x backend; written with the reports",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show pytest's output, each property as it runs, and tracebacks (on a terminal "
+        "the run otherwise shows one line: cells done of cells, failures so far)",
     )
     backends = commands.add_parser(
         "backends", help="list the built-in backends and whether each can run here"
@@ -120,66 +134,113 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-def validate(args: argparse.Namespace) -> str | None:
-    """Why the arguments cannot run, naming what is wrong and what is allowed; None if fine."""
-    from backends.registry import UnknownBackendError, load_backend
-
-    for norm in args.norm:
-        if norm not in NORMS:
-            return f"unknown norm {norm!r}; valid norms: {', '.join(NORMS)}"
-    known = property_names()
-    for name in args.property:
-        if name not in known:
-            return f"unknown property {name!r}; valid properties: {', '.join(known)}"
-    if args.timeout < 0:
-        return f"--timeout must be >= 0 seconds (0: no limit), got {args.timeout:g}"
-    if args.max_examples is not None and args.max_examples < 1:
-        return f"--max-examples must be a positive integer, got {args.max_examples}"
-    for name in args.backend:
-        try:
-            load_backend(name)
-        except UnknownBackendError as error:
-            return str(error)
-    return None
-
-
-def check(args: argparse.Namespace) -> int:
-    """Run `normspec check` and return its exit status."""
-    from normspec.runner.engine import CheckRequest, run_properties
-    from normspec.runner.report import conformance_json, write_reports
-
+def check(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run `normspec check` (given as `argv`, parsed as `args`) and return its exit status."""
+    import_from_working_directory()
     problem = validate(args)
     if problem:
         return _usage_error(problem)
     request = CheckRequest(
-        backends=tuple(args.backend),
-        norms=tuple(args.norm),
-        properties=tuple(args.property),
+        # naming a backend twice runs it once: dict keeps the first of each, in order
+        backends=tuple(dict.fromkeys(args.backend)),
+        norms=tuple(dict.fromkeys(args.norm)),
+        properties=tuple(dict.fromkeys(args.property)),
         profile=args.profile,
         max_examples=args.max_examples,
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
         verbose=args.verbose,
         timeout_s=args.timeout or None,
+        junit=args.junit_xml is not None,
     )
-    run = run_properties(request)
-    if not run.record.get("results"):
+    # a terminal shows one progress line, and the summary below instead of pytest's output
+    line = ProgressLine(sys.stdout) if sys.stdout.isatty() and not args.verbose else None
+    try:
+        run = run_properties(request, line.show if line else None)
+    except KeyboardInterrupt:
+        print(f"\nnormspec: interrupted: {STOPPED_BEFORE_REPORTS}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Stopped as stop:
+        print(f"normspec: stopped by {stop.signal.name}: {STOPPED_BEFORE_REPORTS}", file=sys.stderr)
+        return 128 + stop.signal
+    finally:
+        if line:
+            line.clear()
+    return record_run(run, args, argv)
+
+
+def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
+    """Write the reports of a finished run, say what it found, and return the exit status."""
+    results = run.record.get("results")
+    if run.output is not None and (not results or run.pytest_exit not in (0, 1)):
+        print(_tail(run.output), file=sys.stderr)  # pytest's own words: the cause
+    if not results:
         return _usage_error(
             f"no property ran (pytest exit status {run.pytest_exit}); check "
             "the selection of backends, norms and properties"
         )
-    command = "normspec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = conformance_json(run.record, command, run.seconds)
-    paths = write_reports(report, Path(args.report_dir))
+    if all(r["status"] in NOT_RUN for r in results):
+        return _usage_error(nothing_ran(results, args.report_dir))
+    report = conformance_json(run.record, "normspec " + shlex.join(argv))
+    try:
+        paths = write_reports(report, run.record, run.seconds, Path(args.report_dir))
+    except OSError as error:
+        return _usage_error(
+            f"cannot write the reports to {args.report_dir}: {error}; the previous reports "
+            "there are untouched"
+        )
+    if args.junit_xml and run.junit_xml is not None:
+        junit = Path(args.junit_xml)
+        try:
+            paths += write_all(junit.parent, {junit.name: run.junit_xml})
+        except OSError as error:
+            return _usage_error(f"cannot write --junit-xml {junit}: {error}")
+    # a known deviation that a full ci run no longer observes fails the run (properties/)
+    gone = [d for d in report["known_deviations"] if d.get("status") == "no longer observed"]
+    if run.output is not None:  # pytest's summary was not shown: say what failed
+        _print_findings(report["results"], gone)
     summary = ", ".join(f"{n} {s}" for s, n in report["summary"].items())
     print(
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
     )
-    # a known deviation that a full ci run no longer observes fails the run (properties/conftest.py)
-    gone = [d for d in report["known_deviations"] if d.get("status") == "no longer observed"]
     failed = report["summary"].get("failed", 0) + len(gone)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_findings(results: list[dict], gone: list[dict]) -> None:
+    """One block per failed cell (what failed, and the command that reruns it) and a line per
+    known deviation no longer observed."""
+    for r in results:
+        if r["status"] == "failed":
+            message = (r.get("message") or r.get("reason") or "").strip().splitlines()
+            print(f"FAILED {r['norm']} on {r['backend']}: {r['property']}")
+            if message:
+                print(f"  {message[0]}")
+            if r.get("reproduction"):
+                print(f"  reproduce: {r['reproduction']}")
+    for d in gone:
+        print(
+            f"known deviation no longer observed: {d['reproduction']} (fixed upstream, or no "
+            "longer reached: update or remove its entry)"
+        )
+
+
+def _tail(output: str, lines: int = 40) -> str:
+    return "\n".join(output.rstrip().splitlines()[-lines:])
+
+
+def nothing_ran(results: list[dict], report_dir: str) -> str:
+    """Why a run that selected cells checked none of them: each reason, with how many cells."""
+    reasons = Counter(r.get("reason") or r["status"] for r in results)
+    shown = [f"{reason} ({n})" for reason, n in reasons.most_common(3)]
+    if len(reasons) > 3:
+        shown.append(f"{len(reasons) - 3} more reasons")
+    return (
+        f"nothing ran: all {len(results)} selected cells were skipped or not provided, so "
+        f"nothing was checked; the reports in {report_dir} are left as they were. Reasons: "
+        + "; ".join(shown)
+    )
 
 
 def list_backends() -> int:
@@ -196,10 +257,11 @@ def list_backends() -> int:
 def main(argv: list[str] | None = None) -> int:
     """The entry point of the `normspec` command."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
-    return check(args)
+    return check(args, argv)
 
 
 if __name__ == "__main__":

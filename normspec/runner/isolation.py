@@ -25,6 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+from normspec.runner.stopping import end_process_group, signals_deferred
 
 #: The default time limit of one property x norm x backend, in seconds.
 DEFAULT_TIMEOUT_S = 600.0
@@ -142,9 +145,16 @@ def run_isolated(
     timeout_s: float | None,
     profile: str,
     on_event: Callable[[dict], None] | None = None,
+    output: IO | None = None,
+    junit: bool = False,
+    progress_file: Path | None = None,
 ) -> tuple[Journal, int]:
     """Run the suite's pytest `command` until every test has a result; return the merged
-    journal and the exit status of the last child (1 if any property crashed or hung)."""
+    journal and the exit status of the last child (1 if any property crashed or hung).
+
+    The children write their output to `output` (None: this process's), each its JUnit XML
+    (if `junit`) to a file of its own (`junit_parts`), and a cell that crashes counts as a
+    failed one in `progress_file` (normspec/runner/progress.py)."""
     journal = Journal()
     skip_file = workdir / "skip-nodeids.txt"
     skip_file.write_text("")
@@ -155,7 +165,11 @@ def run_isolated(
         path.write_text("")
         journal.finished = None
         arguments = [*command, "--journal", str(path), "--skip-nodeids", str(skip_file)]
-        process = subprocess.Popen(arguments, env=env, cwd=cwd, process_group=0)
+        if junit:  # a part that crashes writes none: merged_junit adds its results
+            arguments.append(f"--junit-xml={workdir / f'junit-{part}.xml'}")
+        process = subprocess.Popen(
+            arguments, env=env, cwd=cwd, process_group=0, stdout=output, stderr=output
+        )
         timed_out = None
         try:
             with path.open() as events:
@@ -178,7 +192,8 @@ def run_isolated(
                         break
                     time.sleep(_POLL_S)
         except BaseException:  # Ctrl-C, SIGTERM: the child goes with us
-            _stop(process, signal.SIGTERM)
+            with signals_deferred():
+                end_process_group(process)
             raise
         if journal.finished is not None and journal.running is None:
             return journal, 1 if journal.crashes else returncode
@@ -191,6 +206,14 @@ def run_isolated(
         journal.results.append(record)
         journal.crashes.append(record)
         journal.running = None
+        if progress_file is not None:
+            with progress_file.open("a") as progress:
+                progress.write("failed\n")
         if on_event:
             on_event({"result": record})
         skip_file.write_text("\n".join(sorted(journal.done())))
+
+
+def junit_parts(workdir: Path) -> list[Path]:
+    """The JUnit XML files the parts of a run wrote into `workdir`, in the order they ran."""
+    return sorted(workdir.glob("junit-*.xml"), key=lambda p: int(p.stem.split("-")[1]))

@@ -1,6 +1,9 @@
 """Reports of a check: the conformance matrix, the conventions table, the precision table.
 
 Each is written twice: as Markdown for a person and inside `conformance.json` for a machine.
+They hold only what the run found, so that under the derandomized `ci` profile an unchanged
+tree gives the same bytes and a committed snapshot changes only when a result does; what
+changes on every run (when, how long, how fast) goes to the timings (`timings.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from normspec import __version__
+from normspec.runner.files import write_all
+from normspec.runner.timings import TIMINGS, timings_json, timings_markdown
 from normspec.vocabulary import NORMS
 
 SYMBOL = {
@@ -20,6 +25,10 @@ SYMBOL = {
     "not provided": "not provided",
     "xpassed": "pass (xfail not reached)",
 }
+#: Per-result keys that change on every run; they go to the timings.
+VARYING = ("duration_s",)
+#: Significant digits of an error / bound ratio: the precision table's resolution.
+DIGITS = 3
 
 
 def summarize(results: list[dict]) -> dict[str, int]:
@@ -30,52 +39,40 @@ def summarize(results: list[dict]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def conformance_json(record: dict, command: str, seconds: float) -> dict:
+def conformance_json(record: dict, command: str) -> dict:
     """The machine-readable report: every result, the conventions and the precision table."""
-    results = record.get("results", [])
+    results = [{k: v for k, v in r.items() if k not in VARYING} for r in record.get("results", [])]
     return {
         "normspec_version": __version__,
-        "created": record.get("created"),
         "command": command,
         "profile": record.get("profile"),
-        "seconds": round(seconds, 1),
         "summary": summarize(results),
         "backends": record.get("backends", []),
         "results": results,
         "conventions": conventions_rows(record),
         "precision": precision_rows(record),
-        "throughput": throughput_rows(record),
         "known_deviations": record.get("known_deviations", []),
     }
 
 
-def throughput_rows(record: dict) -> list[dict]:
-    """Examples checked per second by each backend (or pair), over the properties it ran."""
-    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    for r in record.get("results", []):
-        if r["status"] in ("passed", "failed", "xfailed", "xpassed") and r.get("examples"):
-            totals[r["backend"]][0] += r["examples"]
-            totals[r["backend"]][1] += r["duration_s"]
-    return [
-        {
-            "backend": b,
-            "examples": n,
-            "seconds": round(t, 2),
-            "examples_per_second": round(n / t, 1) if t else None,
-        }
-        for b, (n, t) in sorted(totals.items())
-    ]
-
-
 def precision_rows(record: dict) -> list[dict]:
     """The worst error / bound ratio per norm x backend x dtype, with the property, the
-    quantity and the case where it was found."""
+    quantity and the case where it was found.
+
+    Ratios are compared at the table's resolution, the first in (property, quantity) order
+    winning a tie: rounding noise in the last bits of a multithreaded kernel's result must not
+    switch the case a row shows."""
     worst: dict[tuple, dict] = {}
     for p in record.get("precision", []):
-        key = (p["norm"], p["backend"], p["dtype"])
-        if key not in worst or p["worst_error_over_bound"] > worst[key]["worst_error_over_bound"]:
-            worst[key] = p
+        row = dict(p, worst_error_over_bound=_significant(p["worst_error_over_bound"]))
+        key = (row["norm"], row["backend"], row["dtype"])
+        if key not in worst or row["worst_error_over_bound"] > worst[key]["worst_error_over_bound"]:
+            worst[key] = row
     return [worst[k] for k in sorted(worst)]
+
+
+def _significant(ratio: float) -> float:
+    return float(f"{ratio:.{DIGITS}g}")
 
 
 def conventions_rows(record: dict) -> list[dict]:
@@ -101,7 +98,8 @@ def conformance_markdown(report: dict) -> str:
         "# normspec conformance report",
         "",
         f"`{report['command']}`, profile `{report['profile']}`, normspec "
-        f"{report['normspec_version']}, {report['created']}, {report['seconds']} s.",
+        f"{report['normspec_version']}. When it ran, how long it took and examples per "
+        f"second: {TIMINGS}.md (not committed: they change on every run).",
         "",
         "Summary: " + ", ".join(f"{n} {s}" for s, n in report["summary"].items()),
         "",
@@ -117,20 +115,6 @@ def conformance_markdown(report: dict) -> str:
     if pairs:
         lines += ["", "# Differential: every pair of backends on the same inputs"]
         lines += _matrix([r for r in results if r.get("kind") == "differential"], pairs, " (pairs)")
-    if report.get("throughput"):
-        lines += [
-            "",
-            "## Throughput",
-            "",
-            "Examples checked per second, property code and the oracle included, on this machine.",
-            "",
-            "| backend | examples | seconds | examples / s |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {t['backend']} | {t['examples']} | {t['seconds']} | {t['examples_per_second']} |"
-            for t in report["throughput"]
-        ]
     failures = [r for r in results if r["status"] == "failed"]
     if failures:
         lines += ["", "## Failures", ""]
@@ -271,18 +255,18 @@ def conventions_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(report: dict, directory: Path) -> list[Path]:
-    """Write conformance.json, conformance.md, precision.md and conventions.md."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {
-        "conformance.json": json.dumps(report, indent=1, default=str) + "\n",
-        "conformance.md": conformance_markdown(report),
-        "precision.md": precision_markdown(report),
-        "conventions.md": conventions_markdown(report),
-    }
-    paths = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text)
-        paths.append(path)
-    return paths
+def write_reports(report: dict, record: dict, seconds: float, directory: Path) -> list[Path]:
+    """Write conformance.json, conformance.md, precision.md, conventions.md and the run's
+    timings, all of them or, if one cannot be written, none."""
+    timings = timings_json(record, seconds)
+    return write_all(
+        directory,
+        {
+            "conformance.json": json.dumps(report, indent=1, default=str) + "\n",
+            "conformance.md": conformance_markdown(report),
+            "precision.md": precision_markdown(report),
+            "conventions.md": conventions_markdown(report),
+            f"{TIMINGS}.json": json.dumps(timings, indent=1) + "\n",
+            f"{TIMINGS}.md": timings_markdown(timings),
+        },
+    )
