@@ -11,39 +11,15 @@ or not installed) is no evidence either way: an entry none of whose tests ran is
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from properties.deviations_file import REQUIRED, DeviationsFileError, load_deviations
+
 KNOWN_DEVIATIONS = Path(__file__).with_name("known_deviations.toml")
-REQUIRED = ("backend", "norm", "property", "versions", "reason", "reproduction")
-
-
-class DeviationsFileError(ValueError):
-    """A known-deviations file that cannot be used, with its path and the problem."""
-
-
-def load_deviations(paths: list[Path]) -> list[dict]:
-    """Every [[deviation]] entry of the given TOML files, checked for its required keys."""
-    deviations = []
-    for path in paths:
-        if not path.exists():
-            raise DeviationsFileError(f"known-deviations file {path} does not exist")
-        try:
-            entries = tomllib.loads(path.read_text()).get("deviation", [])
-        except tomllib.TOMLDecodeError as error:
-            raise DeviationsFileError(f"{path}: not valid TOML: {error}") from None
-        for index, entry in enumerate(entries, start=1):
-            missing = [k for k in REQUIRED if not entry.get(k)]
-            if missing:
-                raise DeviationsFileError(
-                    f"{path}: [[deviation]] number {index} lacks {', '.join(missing)}; "
-                    f"every entry needs {', '.join(REQUIRED)}"
-                )
-            deviations.append(entry)
-    return deviations
+__all__ = ["KNOWN_DEVIATIONS", "REQUIRED", "Deviations", "DeviationsFileError", "load_deviations"]
 
 
 def listed(value: str | list[str]) -> list[str]:

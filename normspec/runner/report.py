@@ -51,8 +51,33 @@ def conformance_json(record: dict, command: str) -> dict:
         "results": results,
         "conventions": conventions_rows(record),
         "precision": precision_rows(record),
+        "slack": slack_rows(record),
         "known_deviations": record.get("known_deviations", []),
+        "crashes": record.get("crashes", []),
     }
+
+
+def slack_rows(record: dict) -> list[dict]:
+    """For the honest controls (kind "control"), the worst error / bound per norm x property
+    x dtype: how close a correctly rounded backend comes to each bound. Ratios far below 1
+    are slack a bug could hide in; near 1, the bound is tight."""
+    controls = {r["backend"] for r in record.get("results", []) if r.get("kind") == "control"}
+    worst: dict[tuple, float] = {}
+    for p in record.get("precision", []):
+        if p["backend"] in controls:
+            key = (p["norm"], p["property"], p["dtype"], p["backend"])
+            ratio = _significant(p["worst_error_over_bound"])
+            worst[key] = max(worst.get(key, 0.0), ratio)
+    return [
+        {
+            "norm": k[0],
+            "property": k[1],
+            "dtype": k[2],
+            "backend": k[3],
+            "worst_error_over_bound": v,
+        }
+        for k, v in sorted(worst.items())
+    ]
 
 
 def precision_rows(record: dict) -> list[dict]:
@@ -109,18 +134,27 @@ def conformance_markdown(report: dict) -> str:
     for b in report["backends"]:
         status = f"unavailable: {b['unavailable']}" if b["unavailable"] else "ran"
         lines.append(f"| {b['name']} | {b['version']} | {b['layout']} | {status} |")
-    single = [r for r in results if r.get("kind", "single") == "single"]
+    single = [r for r in results if r.get("kind", "single") in ("single", "control")]
     pairs = sorted({r["backend"] for r in results if r.get("kind") == "differential"})
     lines += _matrix(single, backends, "")
     if pairs:
         lines += ["", "# Differential: every pair of backends on the same inputs"]
         lines += _matrix([r for r in results if r.get("kind") == "differential"], pairs, " (pairs)")
     failures = [r for r in results if r["status"] == "failed"]
+    if report.get("crashes"):
+        lines += ["", "## Crashes outside any property", ""]
+        lines += [f"- {message}" for message in report["crashes"]]
     if failures:
         lines += ["", "## Failures", ""]
         for r in failures:
+            control = r.get("kind") == "control"
             lines += [
-                f"### {r['norm']} on {r['backend']}: {r['property']}",
+                f"### {r['norm']} on {r['backend']}: {r['property']}"
+                + (
+                    " (an honest control failed: a bug of normspec, not a finding)"
+                    if control
+                    else ""
+                ),
                 "",
                 "```",
                 r.get("message") or r.get("reason", ""),
@@ -223,7 +257,37 @@ def precision_markdown(report: dict) -> str:
             f"{p['worst_error_over_bound']:.3g} | {p['property']}: {p['quantity']} | "
             f"`{case}` |"
         )
+    lines += _slack(report.get("slack", []))
     return "\n".join(lines) + "\n"
+
+
+def _slack(rows: list[dict]) -> list[str]:
+    """The slack table: one row per norm x property, one column per control x dtype."""
+    if not rows:
+        return []
+    columns = sorted({(r["backend"], r["dtype"]) for r in rows})
+    cells = {(r["norm"], r["property"], r["backend"], r["dtype"]): r for r in rows}
+    lines = [
+        "",
+        "## Slack: the honest controls",
+        "",
+        "The worst error / bound of the honest controls (`exact`: the NumPy code in float64, "
+        "rounded once; `rounding`: float32 accumulation), which make only the errors the "
+        "tolerance model allows. Near 1 the bound is tight; far below 1 it is loose, and "
+        "a bug of that size could hide in it. A control above 1 is a bug of normspec.",
+        "",
+        "| norm | property | " + " | ".join(f"{b} {d}" for b, d in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for norm, prop in sorted({(r["norm"], r["property"]) for r in rows}):
+        row = [
+            f"{cells[(norm, prop, b, d)]['worst_error_over_bound']:.2g}"
+            if (norm, prop, b, d) in cells
+            else ""
+            for b, d in columns
+        ]
+        lines.append(f"| {norm} | {prop} | " + " | ".join(row) + " |")
+    return lines
 
 
 def conventions_markdown(report: dict) -> str:
