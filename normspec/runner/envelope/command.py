@@ -96,7 +96,8 @@ def add_envelope_parser(commands: argparse._SubParsersAction) -> None:
         metavar="LOW:HIGH:STEP",
         help="exponents of ten of the magnitudes, for every dtype (default per dtype: "
         + ", ".join(f"{d} {lo}:{hi}:{st}" for d, (lo, hi, st) in grids.DEFAULT_EXPONENTS.items())
-        + "); magnitudes whose inputs a dtype cannot hold are left out for it",
+        + "); magnitudes whose inputs a dtype cannot hold are left out for it; write "
+        "--magnitudes=-30:30:3 when LOW is negative",
     )
     p.add_argument(
         "--conditionings",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,8 +68,9 @@ def _exponent(value: float) -> str:
     return "0" if value == 0 else f"1e{round(math.log10(value))}"
 
 
-#: inches: each panel, the margins for the titles above and the legend below
+#: inches: each panel, the margins for the titles above and for a four-row legend below
 PANEL_WIDTH, PANEL_HEIGHT, TOP, BOTTOM, LEFT = 3.0, 2.3, 0.95, 1.05, 0.9
+LEGEND_ENTRIES = len(RATIO_BINS) + len(CATEGORIES) + 3
 
 
 @dataclass(frozen=True)
@@ -107,15 +109,24 @@ def draw(
 
     mine = [r for r in records if r["dtype"] == dtype]
     norms = [n for n in norms if any(r["norm"] == n for r in mine)]
-    width = LEFT + PANEL_WIDTH * len(backends) + 0.1
-    height = TOP + PANEL_HEIGHT * len(norms) + BOTTOM
-    figure = Figure(figsize=(max(width, 9.0), height), dpi=100)
+    width = max(LEFT + PANEL_WIDTH * len(backends) + 0.1, 9.0)
+    subtitle = textwrap.wrap(
+        "x: magnitude, the offset (the spread where c = 0), every column a power of ten;  "
+        "y: a block per reduction size n, and in each block the conditioning c = offset / "
+        "spread, from top to bottom " + ", ".join(_exponent(c) for c in axes.conditionings),
+        width=int(width * 12),
+    )
+    columns = max(2, min(5, int((width - 0.5) / 3.4)))  # of the legend
+    top = TOP + 0.16 * (len(subtitle) - 1)
+    bottom = BOTTOM + 0.17 * (math.ceil(LEGEND_ENTRIES / columns) - 4)
+    height = top + PANEL_HEIGHT * len(norms) + bottom
+    figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     figure.subplots_adjust(
-        left=LEFT / figure.get_figwidth(),
-        right=1 - 0.1 / figure.get_figwidth(),
-        top=1 - TOP / height,
-        bottom=BOTTOM / height,
+        left=LEFT / width,
+        right=1 - 0.1 / width,
+        top=1 - top / height,
+        bottom=bottom / height,
         hspace=0.3,
         wspace=0.08,
     )
@@ -130,16 +141,8 @@ def draw(
             if j == 0:
                 ax.set_ylabel(norm, fontsize=11, fontweight="bold", labelpad=2)
     figure.suptitle(f"{title}: {dtype}", fontsize=13, y=1 - 0.15 / height)
-    figure.text(
-        0.5,
-        1 - 0.5 / height,
-        "x: magnitude, the offset (the spread where c = 0), every column a power of ten;  "
-        "y: a block per reduction size n, and in each block the conditioning c = offset / "
-        "spread, from top to bottom " + ", ".join(_exponent(c) for c in axes.conditionings),
-        ha="center",
-        fontsize=9,
-    )
-    _legend(figure)
+    figure.text(0.5, 1 - 0.45 / height, "\n".join(subtitle), ha="center", va="top", fontsize=9)
+    _legend(figure, columns)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -200,7 +203,7 @@ def _ticks(magnitudes: Sequence[float]) -> list[int]:
     return list(range(0, len(magnitudes), every))
 
 
-def _legend(figure) -> None:
+def _legend(figure, columns: int) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -212,7 +215,8 @@ def _legend(figure) -> None:
         Line2D([], [], marker="D", linestyle="", markerfacecolor=OUTLIER,
                markeredgecolor="black", label=OUTLIER_LABEL),
     ]  # fmt: skip
-    figure.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    assert len(handles) == LEGEND_ENTRIES
+    figure.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
 
 
 def _outline(mask: np.ndarray) -> list[list[tuple[float, float]]]:
