@@ -190,6 +190,7 @@ SMALL = ["--magnitudes", "13:21:4", "--sizes", "2,64", "--conditionings", "0,1e4
 
 
 def test_envelope_writes_one_record_per_cell_and_a_picture(tmp_path, threads, capsys):
+    pytest.importorskip("matplotlib", reason="the pictures need matplotlib: normspec[envelope]")
     (tmp_path / picture_name("float16")).write_bytes(b"an old picture")
     status = main(
         ["envelope", "--backend", "numpy", "--peer", "exact",
@@ -240,6 +241,7 @@ def test_torch_and_tensorflow_float32_show_the_overflow_region(tmp_path, threads
     """Issue 13: float32 LayerNorm in torch and Keras is within its bound at 1e15 and fails
     (non-finite or all zeros) at 1e19, where the sum of squares overflows float32 though the
     exact output is ordinary."""
+    pytest.importorskip("matplotlib", reason="the pictures need matplotlib: normspec[envelope]")
     for framework in ("torch", "tensorflow"):
         reason = load_backend(framework).unavailable_reason()
         if reason:
