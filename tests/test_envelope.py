@@ -21,8 +21,8 @@ from backends.registry import load_backend
 from normspec import reference
 from normspec.runner.cli import main
 from normspec.runner.envelope import grid as grids
-from normspec.runner.envelope.command import JSON_NAME, picture_name
 from normspec.runner.envelope.measure import Cell, measure
+from normspec.runner.envelope.output import JSON_NAME, picture_name
 from normspec.runner.envelope.records import records
 from normspec.vocabulary import NORMS
 

@@ -11,14 +11,11 @@ written).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import shlex
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +27,20 @@ from normspec.runner.envelope import grid as grids
 from normspec.runner.envelope.grid import DTYPES, Grid
 from normspec.runner.envelope.heatmap import Axes, draw
 from normspec.runner.envelope.measure import Cell, Measurement, measure
-from normspec.runner.envelope.records import OUTLIER_FACTOR, records
-from normspec.runner.envelope.summary import line, summarize
+from normspec.runner.envelope.output import (
+    JSON_NAME,
+    envelope_json,
+    picture_name,
+    write_files,
+)
+from normspec.runner.envelope.output import report as envelope_report
+from normspec.runner.envelope.records import records
+from normspec.runner.envelope.summary import line
 from normspec.runner.files import directory_problem
 from normspec.runner.preflight import adapter_problem, import_from_working_directory
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 128 + signal.SIGINT
-JSON_NAME = "envelope.json"
-
-
-def picture_name(dtype: str) -> str:
-    """The file name of `dtype`'s picture."""
-    return f"envelope-{dtype}.png"
 
 
 def add_envelope_parser(commands: argparse._SubParsersAction) -> None:
@@ -172,7 +170,7 @@ def run_envelope(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     seconds = time.monotonic() - started
     cells = records(measured, plan.selected, plan.everyone)
-    report = _report(plan, cells, args, argv, seconds)
+    report = envelope_report(plan, cells, argv, seconds)
     files = {JSON_NAME: envelope_json(report).encode()}
     title = (
         f"normspec envelope: worst error / bound over {plan.grid.seeds} seed(s), eps "
@@ -319,80 +317,6 @@ def _measure(plan: Plan, status: StatusLine | None) -> list[Measurement]:
 def _duration(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def _report(
-    plan: Plan, cells: list[dict], args: argparse.Namespace, argv: list[str], seconds: float
-) -> dict:
-    """The content of envelope.json."""
-    return {
-        "command": "normspec " + shlex.join(argv),
-        "seconds": round(seconds, 1),
-        "versions": {name: backend.version() for name, backend in plan.everyone.items()},
-        "grid": {
-            "magnitudes": {d: list(m) for d, m in plan.grid.magnitudes.items()},
-            "conditionings": list(plan.grid.conditionings),
-            "sizes": list(plan.grid.sizes),
-            "seeds": plan.grid.seeds,
-            "eps": plan.grid.eps,
-            "threads": int(os.environ["OMP_NUM_THREADS"]),
-            "layouts": {
-                norm: {str(n): _layout(norm, n) for n in plan.grid.sizes}
-                for norm in dict.fromkeys(norm for _, norm, _ in plan.work)
-            },
-        },
-        "definitions": {
-            "error_over_bound": "max |y - exact| / bound over the elements and seeds; the "
-            "bound is the tolerance model's for the backend's precision; 'inf' where an "
-            "output is NaN or inf",
-            "best_peer": "of the other backends run on the same inputs, the one with the "
-            "smallest error_over_bound",
-            "outcome": "beyond the reference, refused, error, non-finite, all zero, "
-            "outside (error_over_bound > 1), bound void (outside only where the model's "
-            "first-order bound on |d sigma| / sigma is >= 1/2, so it cannot bound the output), "
-            f"precision outlier (within, but more than {OUTLIER_FACTOR:g} times the best "
-            "peer's error_over_bound and the rounding floor), within",
-            "intermediate_overflow": "the exact sum of squares of a pooled set exceeds the "
-            "largest finite number of the backend's accumulation dtype",
-            "rounding_error_over_bound": "the error / bound of the exact output rounded once "
-            "to the dtype: the floor below which two backends cannot be told apart",
-            "x": "offset + spread * z, z uniform in [-1, 1]; conditioning c = offset / "
-            "spread; magnitude = the offset (the spread when c = 0)",
-        },
-        "summary": summarize(cells),
-        "cells": cells,
-    }
-
-
-def envelope_json(report: dict) -> str:
-    """The report as JSON, each cell's record on a line of its own (a run has tens of
-    thousands: one per line keeps the file small, and diffs and grep readable)."""
-    head = json.dumps({k: v for k, v in report.items() if k != "cells"}, indent=1)
-    cells = ",\n".join("  " + json.dumps(r) for r in report["cells"])
-    return head[:-2] + ',\n "cells": [\n' + cells + "\n ]\n}\n"
-
-
-def _layout(norm: str, size: int) -> str:
-    """How `norm` is called with `size` values per set: the shape of x and its keywords."""
-    shape, keywords = grids.layout(norm, size)
-    return f"x {shape}" + "".join(f", {k}={v}" for k, v in keywords.items())
-
-
-def write_files(directory: Path, files: dict[str, bytes], stale: list[str]) -> list[Path]:
-    """Replace each of `files` in `directory`, and remove the `stale` pictures of dtypes this
-    run did not map, so that the directory holds one run's envelope."""
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".normspec-envelope-", dir=directory))
-    try:
-        for name, content in files.items():
-            (staging / name).write_bytes(content)
-        for name in files:
-            os.replace(staging / name, directory / name)
-        for name in stale:
-            (directory / name).unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return [directory / name for name in files]
 
 
 class StatusLine:
