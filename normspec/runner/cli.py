@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from normspec.runner.engine import CheckRequest, CheckRun, run_properties
+from normspec.runner.envelope.command import add_envelope_parser, run_envelope
 from normspec.runner.files import write_all
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.runner.preflight import import_from_working_directory, property_names, validate
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show pytest's output, each property as it runs, and tracebacks (on a terminal "
         "the run otherwise shows one line: cells done of cells, failures so far)",
     )
+    add_envelope_parser(commands)
     backends = commands.add_parser(
         "backends", help="list the built-in backends and whether each can run here"
     )
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
+    if args.command == "envelope":
+        return run_envelope(args, argv)
     return check(args, argv)
 
 
