@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from normspec.bench.cli import add_bench_parser, run_bench
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.vocabulary import NORMS
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backends", help="list the built-in backends and whether each can run here"
     )
     backends.set_defaults(command="backends")
+    add_bench_parser(commands)
     return parser
 
 
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
+    if args.command == "bench":
+        return run_bench(args)
     return check(args)
 
 

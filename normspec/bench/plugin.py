@@ -1,0 +1,145 @@
+"""The pytest plugin of the benchmark run (`-p normspec.bench.plugin --bench-plan FILE`).
+
+It runs in the child process that `normspec bench` starts, before any test: it sets the
+frameworks' thread counts, measures the memory bandwidth, and parametrizes `suite.py` with
+the plan's cases, pass by pass: pass 1 of every case, then pass 2, and so on, so that each
+case's rounds are spread over the whole run and a burst of someone else's load lands on a
+part of every case instead of on all of one case. Each case is prepared (tensors made,
+graph traced, warmed up, calibrated) on its first pass and kept until its last.
+
+At the end it writes `--bench-record FILE`: the environment, the probe, each case's
+preparation and each failure, which `normspec bench` merges with pytest-benchmark's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from backends.registry import load_backend
+from normspec.bench import bandwidth
+from normspec.bench.calls import Prepared, calibrate, prepare
+from normspec.bench.progress import Progress
+from normspec.bench.threads import frameworks_of, set_threads
+from normspec.bench.workloads import Case
+
+STATE = pytest.StashKey["BenchState"]()
+
+
+@dataclass
+class BenchState:
+    """What the run holds between tests."""
+
+    plan: dict
+    cases: list[Case]
+    backends: dict
+    progress: Progress
+    record: dict
+    prepared: dict[str, tuple[Prepared, int]] = field(default_factory=dict)
+    node_keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> dict:
+        return self.plan["settings"]
+
+    def prepared_case(self, case: Case) -> tuple[Prepared, int]:
+        """The case ready to time and its iterations per round, prepared on first use."""
+        if case.key not in self.prepared:
+            prepared = prepare(self.backends[case.backend], case)
+            once, iterations = calibrate(
+                prepared,
+                self.settings["min_round_s"],
+                self.settings["warmup_s"],
+                self.settings["timer"],
+            )
+            self.prepared[case.key] = (prepared, iterations)
+            self.record["cases"][case.key] = {
+                "path": prepared.path,
+                "calibration_s": once,
+                "iterations": iterations,
+            }
+        return self.prepared[case.key]
+
+    def release(self, case: Case) -> None:
+        """Free the case's tensors after its last pass, recording its trace count."""
+        prepared, _ = self.prepared.pop(case.key)
+        if prepared.traces is not None:
+            self.record["cases"][case.key]["traces"] = prepared.traces()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("normspec bench")
+    group.addoption("--bench-plan", metavar="FILE", help="the plan normspec bench wrote")
+    group.addoption("--bench-record", metavar="FILE", help="where to write the run's record")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    plan_path = config.getoption("--bench-plan")
+    if not plan_path:
+        return
+    plan = json.loads(Path(plan_path).read_text())
+    cases = [Case.from_dict(c) for c in plan["cases"]]
+    backends = {name: load_backend(name) for name in dict.fromkeys(c.backend for c in cases)}
+    threads = plan["settings"]["threads"]
+    record: dict = {
+        "threads": set_threads(threads, frameworks_of(list(backends.values()))),
+        "versions": {
+            "python": platform.python_version(),
+            **{name: b.version() for name, b in backends.items()},
+        },
+        "cases": {},
+        "errors": {},
+    }
+    print(f"bench: measuring the memory bandwidth ({threads} threads) ...", file=sys.stderr)
+    record["bandwidth"] = bandwidth.probe(threads)
+    print(f"bench: copy bandwidth {record['bandwidth']['limit_gbps']:.1f} GB/s", file=sys.stderr)
+    steps = [c.key for _ in range(plan["settings"]["passes"]) for c in cases]
+    state = BenchState(plan, cases, backends, Progress(steps), record)
+    config.stash[STATE] = state
+    config.pluginmanager.register(BenchRun(state, config.getoption("--bench-record")))
+
+
+class BenchRun:
+    """The run's hooks, registered once the plan is read."""
+
+    def __init__(self, state: BenchState, record_path: str | None):
+        self.state = state
+        self.record_path = record_path
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "case_pass" not in metafunc.fixturenames:
+            return
+        passes = self.state.settings["passes"]
+        # pass-major: every case once, then every case again
+        values = [(case, p) for p in range(1, passes + 1) for case in self.state.cases]
+        metafunc.parametrize("case_pass", values, ids=[f"{c.key}/pass{p}" for c, p in values])
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            case, _ = item.callspec.params["case_pass"]
+            self.state.node_keys[item.nodeid] = case.key
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            key = self.state.node_keys.get(report.nodeid, report.nodeid)
+            lines = report.longreprtext.strip().splitlines()
+            self.state.record["errors"].setdefault(key, lines[-1] if lines else "failed")
+
+    def pytest_sessionfinish(self) -> None:
+        self.state.progress.finish()
+        if self.record_path:
+            Path(self.record_path).write_text(json.dumps(self.state.record, indent=1))
+
+
+@pytest.fixture
+def bench_state(request: pytest.FixtureRequest) -> BenchState:
+    """The run's state: the plan, the backends, the prepared cases."""
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        pytest.fail("the benchmark suite runs under normspec bench (--bench-plan FILE)")
+    return state
