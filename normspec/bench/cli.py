@@ -189,6 +189,11 @@ def validate(args: argparse.Namespace) -> str | None:
             f"--rounds must be a positive integer, and --ab needs passes x rounds >= 6 "
             f"pairs for a 95% interval, got {args.rounds}"
         )
+    if args.timer == "cpu" and args.threads > 1:
+        return (
+            f"--timer cpu times one thread's work; with --threads {args.threads} the threads' "
+            "CPU times would add up: use --timer wall"
+        )
     try:
         parse_threshold(args.fail_over)
     except ValueError as error:

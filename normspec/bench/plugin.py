@@ -96,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "errors": {},
     }
     print(f"bench: measuring the memory bandwidth ({threads} threads) ...", file=sys.stderr)
-    record["bandwidth"] = bandwidth.probe(threads)
+    record["bandwidth"] = bandwidth.probe(threads, plan["settings"]["timer"])
     print(f"bench: copy bandwidth {record['bandwidth']['limit_gbps']:.1f} GB/s", file=sys.stderr)
     steps = [c.key for _ in range(plan["settings"]["passes"]) for c in cases]
     state = BenchState(plan, cases, backends, Progress(steps), record)
