@@ -43,6 +43,7 @@ def normspec(*args: str) -> subprocess.CompletedProcess:
         (["--ab", "/bin/nonexistent-python", sys.executable], "is not an executable"),
         (["--ab", sys.executable, sys.executable, "--compare", __file__], "give one of them"),
         (["--ab", sys.executable, sys.executable, "--passes", "1", "--rounds", "3"], ">= 6"),
+        (["--rounds", "0"], "--rounds must be a positive integer"),
         (["--norm", "rms_norm", "--workload", "batch_norm:cnn"], "no workload in common"),
         (["--threads", "0"], "--threads must be a positive integer"),
     ],
@@ -96,6 +97,8 @@ def test_a_run_writes_the_record_the_table_and_the_plot(small_run):
     for row in ns["rows"]:
         assert "error" not in row, row
         assert len(row["rounds_s"]) == 6 and row["time_s"]["median"] > 0
+        assert [len(p) for p in row["rounds_by_pass"]] == [3, 3]
+        assert len(row["iterations"]) == 2  # each pass prepared and calibrated afresh
         assert row["gbps"] == pytest.approx(row["bytes"] / row["time_s"]["median"] / 1e9)
         if row["backend"] == "tensorflow":
             assert row["traces"] == 1

@@ -96,3 +96,64 @@ def test_a_threshold_is_a_percentage_or_a_fraction(text, value):
 def test_a_threshold_that_is_neither_is_refused_with_the_accepted_forms(text):
     with pytest.raises(ValueError, match="--fail-over"):
         stats.parse_threshold(text)
+
+
+def _passes(rng, passes, rounds, scale=1.0, bias=0.05, sigma=0.03):
+    """Round times in passes: each pass (a preparation, a process) has a lasting bias of its
+    own, as the arrays it got and the state it started in, and each round a little noise."""
+    return [
+        list(scale * math.exp(rng.normal(0.0, bias)) * np.exp(rng.normal(0.0, sigma, rounds)))
+        for _ in range(passes)
+    ]
+
+
+def test_with_lasting_preparation_luck_only_intervals_over_passes_keep_their_coverage():
+    """Over 300 A/A comparisons whose passes carry a lasting 5% bias each, the intervals over
+    passes exclude 1 about 5% of the time; intervals over rounds, which take the rounds of
+    one pass for independent evidence, exclude it far more often: why passes are the
+    replicates."""
+    rng = np.random.default_rng(4)  # the figures below are this seed's
+    misses = {"passes, paired": 0, "rounds, paired": 0, "passes, two runs": 0}
+    for _ in range(300):
+        a, b = _passes(rng, 5, 3), _passes(rng, 5, 3)
+        flat = lambda passes: [t for p in passes for t in p]
+        for name, ratio in (
+            ("passes, paired", stats.paired_clustered_ratio(a, b)),
+            ("rounds, paired", stats.paired_ratio(flat(a), flat(b))),
+            ("passes, two runs", stats.clustered_ratio(a, b)),
+        ):
+            misses[name] += not ratio.low <= 1.0 <= ratio.high
+    assert misses["passes, paired"] / 300 < 0.08, misses
+    assert misses["passes, two runs"] / 300 < 0.08, misses
+    assert misses["rounds, paired"] / 300 > 0.10, misses  # 15% measured: three times 5%
+
+
+def test_one_unlucky_process_makes_the_interval_wide_not_a_finding():
+    """Four passes agree, the fifth ran 26% slower throughout (as two workers of the same
+    interpreter did): unsure, never slower."""
+    a = [[1.0, 1.01, 0.99]] * 5
+    b = [[1.0, 1.01, 0.99]] * 4 + [[1.26, 1.27, 1.25]]
+    ratio = stats.paired_clustered_ratio(a, b)
+    assert ratio.low < 1.0 < ratio.high and ratio.verdict(0.10) == "unsure"
+
+
+def test_a_planted_15_percent_is_found_over_passes():
+    rng = np.random.default_rng(5)
+    a = _passes(rng, 5, 3, bias=0.02)
+    b = [[t * 1.15 for t in p] for p in a]  # the same passes, 15% slower: paired
+    assert stats.paired_clustered_ratio(a, b).verdict(0.10) == "slower"
+    c = _passes(rng, 3, 5, bias=0.02)
+    d = _passes(rng, 3, 5, scale=1.15, bias=0.02)
+    ratio = stats.clustered_ratio(c, d)
+    assert ratio.verdict(0.05) == "slower", ratio
+
+
+def test_a_single_pass_falls_back_to_the_rounds_and_says_so():
+    a, b = [[1.0] * 6], [[1.2] * 6]
+    assert "sign-test" in stats.paired_clustered_ratio(a, b).method
+    assert "Mann-Whitney" in stats.clustered_ratio(a, b).method
+
+
+def test_student_t_quantiles():
+    assert stats.t975(4) == 2.776 and stats.t975(4.9) == 2.776
+    assert stats.t975(100) == 1.96 and stats.t975(0.5) == math.inf

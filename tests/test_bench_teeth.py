@@ -31,9 +31,9 @@ GRID = [
     "--backend",
     BACKEND,
     *("--workload", TARGET, "--workload", "layer_norm:small", "--workload", "group_norm:small"),
-    "--rounds",
-    "8",
 ]
+#: --compare's replicates are its passes: five of them, four rounds each (--ab: 5 x 3).
+COMPARE_DEPTH = ("--passes", "5", "--rounds", "4")
 THRESHOLD = "7%"
 PLANTED = {f"{BACKEND}/{TARGET}/{mode}/float32" for mode in ("forward", "forward+backward")}
 FORWARD = f"{BACKEND}/{TARGET}/forward/float32"
@@ -58,7 +58,7 @@ def bench(*args: str, slowdown: bool = False) -> subprocess.CompletedProcess:
 def baseline(tmp_path_factory) -> Path:
     """A saved run without the slowdown."""
     directory = tmp_path_factory.mktemp("baseline")
-    done = bench("--report-dir", str(directory), "--save", "base")
+    done = bench("--report-dir", str(directory), "--save", "base", *COMPARE_DEPTH)
     assert done.returncode == 0, done.stdout + done.stderr
     return directory / "bench" / "base.json"
 
@@ -69,7 +69,9 @@ def _verdicts(rows: list[dict]) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_compare_with_the_same_environment_flags_nothing(baseline, tmp_path):
-    done = bench("--report-dir", str(tmp_path), "--save", "aa", "--compare", str(baseline))
+    done = bench(
+        "--report-dir", str(tmp_path), "--save", "aa", "--compare", str(baseline), *COMPARE_DEPTH
+    )
     record = json.loads((tmp_path / "bench" / "aa.json").read_text())
     verdicts = _verdicts(record["normspec"]["comparison"]["rows"])
     assert done.returncode == 0, (verdicts, done.stdout + done.stderr)
@@ -79,6 +81,7 @@ def test_compare_with_the_same_environment_flags_nothing(baseline, tmp_path):
 @pytest.mark.slow
 def test_compare_flags_the_planted_slowdown_on_its_workload_only(baseline, tmp_path):
     args = ("--report-dir", str(tmp_path), "--save", "slow", "--compare", str(baseline))
+    args += COMPARE_DEPTH
     done = bench(*args, slowdown=True)
     comparison = json.loads((tmp_path / "bench" / "slow.json").read_text())["normspec"][
         "comparison"
@@ -106,7 +109,8 @@ def test_ab_of_an_interpreter_with_itself_flags_nothing(tmp_path):
     verdicts = _verdicts(record["rows"])
     assert done.returncode == 0, (verdicts, done.stdout + done.stderr)
     assert "slower" not in verdicts.values()
-    assert len(record["rows"]) == 6 and all(len(r["rounds_a"]) == 24 for r in record["rows"])
+    assert len(record["rows"]) == 6 and all(len(r["rounds_a"]) == 15 for r in record["rows"])
+    assert all(len(r["rounds_a_by_pass"]) == 5 for r in record["rows"])
 
 
 @pytest.mark.slow

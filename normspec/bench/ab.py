@@ -8,9 +8,14 @@ side goes first alternates from pair to pair (A B, B A, A B, ...), so neither si
 runs in the other's wake. Both sides run the same number of calls per round (enough for the
 faster one to last `min_round_s`), and while one runs the other waits on its input, idle.
 
-Per workload the result is the ratio B / A: the median of the pairs' ratios, with the sign
-test's 95% interval (normspec/bench/stats.py), judged against `--fail-over`: "slower" when
-the whole interval is above 1 + threshold.
+A process has luck of its own that lasts as long as it does: where its arrays land, whether
+they get huge pages, its allocator's and its runtime's state. Two workers of the same
+interpreter differed by up to 89% on one workload, steadily over every round. So the run is
+made of passes, each with fresh worker processes on both sides and each workload prepared
+anew, and the passes, not the pairs, are the replicates: per workload, B / A is the
+geometric mean of the passes' median pair ratios, with Student's 95% interval over the
+passes (normspec/bench/stats.py), judged against `--fail-over`: "slower" when the whole
+interval is above 1 + threshold.
 """
 
 from __future__ import annotations
@@ -93,52 +98,58 @@ def run_ab(
     threshold: float,
     command: str,
 ) -> dict:
-    """Time `cases` on both interpreters in alternation; the record with B / A per case."""
-    pairs = settings.passes * settings.rounds
-    sides = {"A": Side("A", python_a), "B": Side("B", python_b)}
+    """Time `cases` on both interpreters in alternation, pass by pass, each pass in fresh
+    worker processes; the record with B / A per case."""
     start = time.perf_counter()
-    try:
-        backends = sorted({c.backend for c in cases})
-        environments = {
-            label: side.ask("setup", backends=backends, threads=settings.threads)
-            for label, side in sides.items()
-        }
-        progress = Progress([c.key for c in cases], label="bench --ab")
-        rows = []
-        for case in cases:
-            progress.step(case.key, f" ({pairs} pairs)")
-            rows.append(_one_case(case, sides, environments, settings, pairs, threshold))
-        progress.finish()
-    finally:
-        for side in sides.values():
-            side.close()
+    backends = sorted({c.backend for c in cases})
+    progress = Progress([c.key for _ in range(settings.passes) for c in cases], label="bench --ab")
+    environments: dict[str, dict] = {}
+    timed: dict[str, dict] = {c.key: {"A": [], "B": [], "iterations": []} for c in cases}
+    errors: dict[str, str] = {}
+    for pass_index in range(1, settings.passes + 1):
+        sides = {"A": Side("A", python_a), "B": Side("B", python_b)}
+        try:
+            for label, side in sides.items():
+                environment = side.ask("setup", backends=backends, threads=settings.threads)
+                environments.setdefault(label, environment)
+            for case in cases:
+                progress.step(case.key, f" (pass {pass_index}/{settings.passes})")
+                if case.key in errors:
+                    continue
+                try:
+                    _one_pass(case, sides, environments, settings, timed[case.key])
+                except WorkerError as error:
+                    errors[case.key] = str(error)
+        finally:
+            for side in sides.values():
+                side.close()
+    progress.finish()
+    rows = [_row(case, timed[case.key], errors.get(case.key), threshold) for case in cases]
     return {
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": time.perf_counter() - start,
-        "settings": {**asdict(settings), "pairs": pairs},
+        "settings": {**asdict(settings), "pairs": settings.passes * settings.rounds},
         "threshold": threshold,
-        "a": {"python": python_a, **environments["A"]},
-        "b": {"python": python_b, **environments["B"]},
+        "a": {"python": python_a, **environments.get("A", {})},
+        "b": {"python": python_b, **environments.get("B", {})},
         "rows": rows,
         "regressions": [r["key"] for r in rows if r.get("verdict") == "slower"],
     }
 
 
-def _one_case(
+def _one_pass(
     case: Case,
     sides: dict[str, Side],
     environments: dict[str, dict],
     settings: Settings,
-    pairs: int,
-    threshold: float,
-) -> dict:
-    row: dict = {**case.as_dict()}
+    timed: dict,
+) -> None:
+    """One pass of `case`: prepared on both sides, then `rounds` pairs, into `timed`."""
     for label in sides:
         reason = environments[label]["unavailable"].get(case.backend)
         if reason:
-            row["error"] = f"{case.backend} cannot run on {label}: {reason}"
-            return row
+            raise WorkerError(f"{case.backend} cannot run on {label}: {reason}")
     try:
         prepared = {
             label: side.ask(
@@ -150,33 +161,45 @@ def _one_case(
             )
             for label, side in sides.items()
         }
-        fastest = min(p["call_s"] for p in prepared.values())
         iterations = max(p["iterations"] for p in prepared.values())
         times: dict[str, list[float]] = {"A": [], "B": []}
-        for j in range(pairs):
+        for j in range(settings.rounds):
             for label in ("A", "B") if j % 2 == 0 else ("B", "A"):
                 times[label].append(sides[label].ask("time", iterations=iterations)["seconds"])
         for label, side in sides.items():
             traces = side.ask("release").get("traces")
             if traces is not None:
-                row[f"traces_{label.lower()}"] = traces
-    except WorkerError as error:
-        row["error"] = str(error)
+                timed[f"traces_{label.lower()}"] = max(
+                    timed.get(f"traces_{label.lower()}", 0), traces
+                )
+    except WorkerError:
         for side in sides.values():
             if side.process.poll() is None:
                 with contextlib.suppress(WorkerError):
                     side.ask("release")
+        raise
+    timed["A"].append(times["A"])
+    timed["B"].append(times["B"])
+    timed["iterations"].append(iterations)
+    timed["path_a"], timed["path_b"] = prepared["A"]["path"], prepared["B"]["path"]
+
+
+def _row(case: Case, timed: dict, error: str | None, threshold: float) -> dict:
+    """The report's row of a case: B / A over its passes, or the error that stopped it."""
+    row: dict = {**case.as_dict()}
+    if error or not timed["A"]:
+        row["error"] = error or "no pair was timed"
         return row
-    ratio = stats.paired_ratio(times["A"], times["B"])
+    flat = lambda passes: [t for p in passes for t in p]
+    ratio = stats.paired_clustered_ratio(timed["A"], timed["B"])
     row.update(
-        iterations=iterations,
-        calibration_s=fastest,
-        path_a=prepared["A"]["path"],
-        path_b=prepared["B"]["path"],
-        a_s=stats.summary(times["A"]),
-        b_s=stats.summary(times["B"]),
-        rounds_a=times["A"],
-        rounds_b=times["B"],
+        {k: v for k, v in timed.items() if k not in ("A", "B")},
+        a_s=stats.summary(flat(timed["A"])),
+        b_s=stats.summary(flat(timed["B"])),
+        rounds_a=flat(timed["A"]),
+        rounds_b=flat(timed["B"]),
+        rounds_a_by_pass=timed["A"],
+        rounds_b_by_pass=timed["B"],
         verdict=ratio.verdict(threshold),
         **ratio.as_dict(),
     )

@@ -25,6 +25,8 @@ from normspec.bench.workloads import DEFAULT_DTYPES, MODES, WORKLOADS, Case, sel
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: --ab's passes and pairs per pass: its replicates are passes, so it makes more of them.
+AB_PASSES, AB_ROUNDS = 5, 3
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -100,16 +102,19 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     bench.add_argument(
         "--passes",
         type=int,
-        default=defaults.passes,
+        default=None,
         metavar="P",
-        help="sweeps over the grid; each case's rounds are spread over them (default: %(default)s)",
+        help="sweeps over the grid, each preparing every case afresh (with --ab in fresh "
+        f"worker processes); the passes are the replicates of the statistics (default: "
+        f"{defaults.passes}, with --ab {AB_PASSES})",
     )
     bench.add_argument(
         "--rounds",
         type=int,
-        default=defaults.rounds,
+        default=None,
         metavar="N",
-        help="timed rounds per pass (default: %(default)s)",
+        help=f"timed rounds per pass, with --ab pairs per pass (default: {defaults.rounds}, "
+        f"with --ab {AB_ROUNDS})",
     )
     bench.add_argument(
         "--save",
@@ -163,6 +168,15 @@ def _missing_tools(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _resolve_depth(args: argparse.Namespace) -> None:
+    """--passes and --rounds left unset take the defaults of the mode (plain or --ab)."""
+    defaults = Settings()
+    if args.passes is None:
+        args.passes = AB_PASSES if args.ab else defaults.passes
+    if args.rounds is None:
+        args.rounds = AB_ROUNDS if args.ab else defaults.rounds
+
+
 def validate(args: argparse.Namespace) -> str | None:
     """Why the arguments cannot run, naming what is wrong and what is allowed; None if fine."""
     from backends.registry import UnknownBackendError, load_backend
@@ -181,13 +195,18 @@ def validate(args: argparse.Namespace) -> str | None:
     for dtype in args.dtype:
         if dtype not in DTYPES:
             return f"unknown dtype {dtype!r}; valid dtypes: {', '.join(DTYPES)}"
-    for name, value in (("--threads", args.threads), ("--passes", args.passes)):
+    _resolve_depth(args)
+    for name, value in (
+        ("--threads", args.threads),
+        ("--passes", args.passes),
+        ("--rounds", args.rounds),
+    ):
         if value < 1:
             return f"{name} must be a positive integer, got {value}"
-    if args.rounds < 1 or (args.ab and args.passes * args.rounds < 6):
+    if args.passes * args.rounds < 6:
         return (
-            f"--rounds must be a positive integer, and --ab needs passes x rounds >= 6 "
-            f"pairs for a 95% interval, got {args.rounds}"
+            f"a 95% interval needs passes x rounds >= 6, got {args.passes} x {args.rounds} "
+            "(and two passes or more to see how preparations differ)"
         )
     if args.timer == "cpu" and args.threads > 1:
         return (

@@ -1,10 +1,11 @@
 """A run against a saved run: which workloads got slower, by how much, how sure.
 
 Rows are matched by key (backend/norm:workload/mode/dtype). For each row measured in both,
-the ratio current / saved is estimated from all rounds of both (stats.independent_ratio) and
-judged against the threshold: a row is a regression when the whole 95% interval of the ratio
-lies above 1 + threshold. One number (the medians' ratio) is never enough: a 12% difference
-between two runs with 20% spread is not a finding.
+the ratio current / saved is estimated from the passes of both (stats.clustered_ratio: the
+passes' medians, Welch's interval) and judged against the threshold: a row is a regression
+when the whole 95% interval of the ratio lies above 1 + threshold. One number (the medians'
+ratio) is never enough: a 12% difference between two runs whose passes spread by 20% is
+not a finding.
 
 Absolute times from two runs at different times carry the difference in the machine's load
 between them, which no spread within either run can show. On a shared machine the figure to
@@ -38,7 +39,7 @@ def compare(saved: dict, current: dict, threshold: float) -> dict:
             entry["verdict"] = "not comparable"
             entry["reason"] = f"shape {old['shape']} then, {row['shape']} now"
         else:
-            ratio = stats.independent_ratio(old["rounds_s"], row["rounds_s"])
+            ratio = stats.clustered_ratio(_passes(old), _passes(row))
             entry.update(
                 saved_s=old["time_s"]["median"],
                 current_s=row["time_s"]["median"],
@@ -62,6 +63,11 @@ def compare(saved: dict, current: dict, threshold: float) -> dict:
         "rows": rows,
         "regressions": [r["key"] for r in rows if r["verdict"] == "slower"],
     }
+
+
+def _passes(row: dict) -> list[list[float]]:
+    """A row's rounds by pass (a record without passes: one pass of every round)."""
+    return row.get("rounds_by_pass") or [row["rounds_s"]]
 
 
 def _case(row: dict) -> dict:

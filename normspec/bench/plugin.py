@@ -4,8 +4,9 @@ It runs in the child process that `normspec bench` starts, before any test: it s
 frameworks' thread counts, measures the memory bandwidth, and parametrizes `suite.py` with
 the plan's cases, pass by pass: pass 1 of every case, then pass 2, and so on, so that each
 case's rounds are spread over the whole run and a burst of someone else's load lands on a
-part of every case instead of on all of one case. Each case is prepared (tensors made,
-graph traced, warmed up, calibrated) on its first pass and kept until its last.
+part of every case instead of on all of one case. Each pass prepares its case afresh
+(tensors made, graph traced, warmed up, calibrated): a preparation's luck (where its arrays
+landed, huge pages or not) then varies between passes, where the statistics can see it.
 
 At the end it writes `--bench-record FILE`: the environment, the probe, each case's
 preparation and each failure, which `normspec bench` merges with pytest-benchmark's JSON.
@@ -40,36 +41,38 @@ class BenchState:
     backends: dict
     progress: Progress
     record: dict
-    prepared: dict[str, tuple[Prepared, int]] = field(default_factory=dict)
+    prepared: Prepared | None = None
     node_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict:
         return self.plan["settings"]
 
-    def prepared_case(self, case: Case) -> tuple[Prepared, int]:
-        """The case ready to time and its iterations per round, prepared on first use."""
-        if case.key not in self.prepared:
-            prepared = prepare(self.backends[case.backend], case)
-            once, iterations = calibrate(
-                prepared,
-                self.settings["min_round_s"],
-                self.settings["warmup_s"],
-                self.settings["timer"],
-            )
-            self.prepared[case.key] = (prepared, iterations)
-            self.record["cases"][case.key] = {
-                "path": prepared.path,
-                "calibration_s": once,
-                "iterations": iterations,
-            }
-        return self.prepared[case.key]
+    def prepare(self, case: Case) -> tuple[Prepared, int]:
+        """The case prepared afresh (new inputs, a new trace) and warmed up, and its
+        iterations per round: each pass is its own preparation, so a run's passes sample
+        where the arrays land rather than repeat one preparation's luck."""
+        prepared = prepare(self.backends[case.backend], case)
+        once, iterations = calibrate(
+            prepared,
+            self.settings["min_round_s"],
+            self.settings["warmup_s"],
+            self.settings["timer"],
+        )
+        entry = self.record["cases"].setdefault(
+            case.key, {"path": prepared.path, "calibration_s": [], "iterations": []}
+        )
+        entry["calibration_s"].append(once)
+        entry["iterations"].append(iterations)
+        self.prepared = prepared
+        return prepared, iterations
 
     def release(self, case: Case) -> None:
-        """Free the case's tensors after its last pass, recording its trace count."""
-        prepared, _ = self.prepared.pop(case.key)
-        if prepared.traces is not None:
-            self.record["cases"][case.key]["traces"] = prepared.traces()
+        """Drop the case's tensors, recording how often its call was traced."""
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None and prepared.traces is not None:
+            entry = self.record["cases"][case.key]
+            entry["traces"] = max(entry.get("traces", 0), prepared.traces())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

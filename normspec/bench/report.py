@@ -51,6 +51,14 @@ def _ordered(rows: list[dict]) -> list[dict]:
     )
 
 
+def _calls(iterations: int | list[int]) -> str:
+    """Calls per round: one number, or the range over the passes' calibrations."""
+    if isinstance(iterations, int):
+        return str(iterations)
+    low, high = min(iterations), max(iterations)
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def _label(row: dict) -> str:
     return f"{row['norm']}:{row['workload']} {row['mode']} {row['dtype']}"
 
@@ -113,7 +121,7 @@ def bench_markdown(record: dict) -> str:
         lines.append(
             head + f"| {seconds(t['median'])} | {seconds(t['ci_low'])} – {seconds(t['ci_high'])} "
             f"| {t['iqr'] / t['median']:.1%} | {row['gbps']:.3g} "
-            f"| {percent(row['fraction_of_limit'])} | {t['n']} x {row['iterations']} |"
+            f"| {percent(row['fraction_of_limit'])} | {t['n']} x {_calls(row['iterations'])} |"
         )
     paths = sorted({f"{r['backend']}: {r['path']}" for r in ns["rows"] if "path" in r})
     lines += ["", "How each backend was called:", ""] + [f"- {p}" for p in paths]
@@ -216,8 +224,8 @@ def ab_markdown(record: dict) -> str:
         "",
         f"`{record['command']}`, {record['created']}, {duration(record['seconds'])}.",
         "",
-        f"- A: `{record['a']['python']}`: {_versions(record['a'])}",
-        f"- B: `{record['b']['python']}`: {_versions(record['b'])}",
+        f"- A: {_interpreter(record['a'])}: {_versions(record['a'])}",
+        f"- B: {_interpreter(record['b'])}: {_versions(record['b'])}",
         f"- {record['settings']['pairs']} pairs per workload, A and B timed back to back, "
         "which side goes first alternating. B / A is the median of the pairs' ratios with "
         f"its 95% sign-test interval; threshold {threshold:.0%}: *slower* when the whole "
@@ -241,6 +249,12 @@ def ab_markdown(record: dict) -> str:
             f"| {row['ratio']:.3f} | {row['ci_low']:.3f} – {row['ci_high']:.3f} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _interpreter(side: dict) -> str:
+    """The interpreter as given, and the executable it ran when that differs (a wrapper)."""
+    given, ran = side["python"], side.get("executable", side["python"])
+    return f"`{given}`" if given == ran else f"`{given}` (running `{ran}`)"
 
 
 def ab_plot(record: dict, path: Path) -> None:

@@ -9,9 +9,9 @@ key added, "normspec":
     bandwidth                    the probe: limit_gbps and how it was measured
     rows                         one per case: the case (backend, norm, workload, shape,
                                  mode, dtype, bytes), how it was called, the rounds' times
-                                 per call, their summary (median, quartiles, interval of
-                                 the median), effective GB/s and the fraction of the limit,
-                                 or the error that stopped it
+                                 per call (all, and by pass), their summary (median,
+                                 quartiles, interval of the median), effective GB/s and
+                                 the fraction of the limit, or the error that stopped it
     skipped                      backends that cannot run here, with the reason
 """
 
@@ -43,8 +43,8 @@ class Settings:
     rounds: int = 5
     #: a round is at least this long: calls are repeated back to back until it is
     min_round_s: float = 0.025
-    #: calls before the first timed round of a case (after its build and trace)
-    warmup_s: float = 0.2
+    #: calls before the first timed round of a preparation (after its build and trace)
+    warmup_s: float = 0.1
     #: the frameworks' intra-op and inter-op thread counts
     threads: int = 1
     #: the clock of the rounds, "cpu" or "wall" (calls.TIMERS)
@@ -122,19 +122,22 @@ def merge(
     raw: dict, record: dict, cases: list[Case], settings: Settings, command: str, seconds: float
 ) -> dict:
     """pytest-benchmark's JSON with the "normspec" key: one row per case over its passes."""
-    rounds: dict[str, list[float]] = {c.key: [] for c in cases}
+    passes: dict[str, dict[int, list[float]]] = {c.key: {} for c in cases}
     for bench in raw["benchmarks"]:
-        rounds[bench["group"]].extend(bench["stats"]["data"])
+        by_pass = passes[bench["group"]]
+        by_pass.setdefault(bench["extra_info"]["pass_index"], []).extend(bench["stats"]["data"])
     limit = record["bandwidth"]["limit_gbps"]
     rows = []
     for case in cases:
         row = {**case.as_dict(), **record["cases"].get(case.key, {})}
-        times = rounds[case.key]
+        by_pass = [passes[case.key][p] for p in sorted(passes[case.key])]
+        times = [t for rounds in by_pass for t in rounds]
         error = record["errors"].get(case.key)
         if error or not times:
             row["error"] = error or "no round was timed"
         else:
             row["rounds_s"] = times
+            row["rounds_by_pass"] = by_pass
             row["time_s"] = stats.summary(times)
             row["gbps"], row["fraction_of_limit"] = bandwidth.fraction(
                 row["bytes"], row["time_s"]["median"], limit

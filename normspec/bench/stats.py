@@ -1,21 +1,26 @@
-"""Statistics for a noisy, shared machine: medians, spreads, and distribution-free intervals.
+"""Statistics for a noisy, shared machine: medians, spreads, and intervals that say how sure.
 
 Timings on a shared machine are not normal: most rounds cluster near the true time and a
-few are much slower, when another process took the core. So every summary here is built on
-order statistics, which a few slow rounds cannot drag, and every interval is distribution-
-free (no normality assumed), at 95% unless said otherwise:
+few are much slower, when another process took the core. And rounds are not independent:
+every round of one preparation of a workload in one process shares that process's luck (where
+its arrays landed, whether they got huge pages, the state of the allocator), which moved
+an A/A comparison by as much as 26% (numpy group_norm:small) and 89% (a TensorFlow small
+row) between two processes of the same interpreter. So:
 
-- one sample: the median, the interquartile range, and the interval for the median from
-  the binomial distribution of how many rounds fall below it (the sign test's interval);
-- two independent samples (a run against a saved run): the ratio of their times as the
-  Hodges-Lehmann shift of the log times, with the Mann-Whitney interval;
-- paired samples (A and B timed alternately): the median of the per-pair ratios B/A with
-  the sign test's interval.
+- one sample: the median, the interquartile range, and the interval for the median from the
+  binomial distribution of how many rounds fall below it (the sign test's interval);
+- the unit of replication is the pass (a fresh preparation, for --ab in fresh processes),
+  not the round: a ratio is estimated from the passes' medians of log times, with Student's
+  t interval over passes (Welch's for two runs, the paired one for A and B timed in the same
+  passes), which widens when the passes disagree, as it must;
+- with a single pass there is nothing to measure that luck by: the round-level intervals
+  (Hodges-Lehmann with Mann-Whitney for two runs, the sign test over pairs) are used, and
+  the method says so.
 
 A ratio is judged against a threshold t: "slower" only when the whole interval is above
 1 + t (the regression exceeds t with confidence), "faster" only when it is all below
 1 / (1 + t), "same" when it lies inside [1 / (1 + t), 1 + t], and "unsure" otherwise (the
-spread is too wide to tell: more rounds, or a quieter machine).
+spread is too wide to tell: more passes, or a quieter machine).
 """
 
 from __future__ import annotations
@@ -146,6 +151,77 @@ def paired_ratio(
         len(first),
         len(second),
         "median of paired ratios, sign-test interval",
+    )
+
+
+#: Student's t quantile at 0.975 (a two-sided 95% interval) by degrees of freedom 1 .. 30.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t975(df: float) -> float:
+    """Student's t quantile at 0.975 for `df` degrees of freedom (rounded down, which widens
+    the interval); the normal quantile past 30."""
+    if df < 1:
+        return math.inf
+    return _T975[int(df) - 1] if df < 31 else 1.96
+
+
+def _log_medians(clusters: Sequence[Sequence[float]]) -> np.ndarray:
+    return np.log([quantile(c, 0.5) for c in clusters])
+
+
+def clustered_ratio(first: Sequence[Sequence[float]], second: Sequence[Sequence[float]]) -> Ratio:
+    """second / first for two runs, each a list of passes of round times: the ratio of the
+    geometric means of the passes' medians, with Welch's 95% interval over passes. Fewer
+    than two passes on a side: `independent_ratio` over every round."""
+    if len(first) < 2 or len(second) < 2:
+        flat = lambda clusters: [t for c in clusters for t in c]
+        return independent_ratio(flat(first), flat(second))
+    a, b = _log_medians(first), _log_medians(second)
+    difference = float(b.mean() - a.mean())
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else 1.0
+    half = t975(df) * se
+    return Ratio(
+        math.exp(difference),
+        math.exp(difference - half),
+        math.exp(difference + half),
+        sum(map(len, first)),
+        sum(map(len, second)),
+        f"ratio of the passes' medians ({len(a)} and {len(b)} passes), Welch interval",
+    )
+
+
+def paired_clustered_ratio(
+    first: Sequence[Sequence[float]], second: Sequence[Sequence[float]]
+) -> Ratio:
+    """second / first for pairs timed in passes (first[p][j] with second[p][j]): the
+    geometric mean over passes of each pass's median pair ratio, with Student's 95% interval
+    over passes. One pass: `paired_ratio` over its pairs."""
+    if len(first) != len(second):
+        raise ValueError(f"paired passes differ in number: {len(first)} and {len(second)}")
+    if len(first) < 2:
+        return paired_ratio(first[0], second[0])
+    logs = np.array(
+        [
+            np.median(np.log(np.asarray(b, dtype=float) / np.asarray(a, dtype=float)))
+            for a, b in zip(first, second, strict=True)
+        ]
+    )
+    mean = float(logs.mean())
+    half = t975(len(logs) - 1) * float(logs.std(ddof=1)) / math.sqrt(len(logs))
+    return Ratio(
+        math.exp(mean),
+        math.exp(mean - half),
+        math.exp(mean + half),
+        sum(map(len, first)),
+        sum(map(len, second)),
+        f"median pair ratio per pass ({len(logs)} passes), Student interval over passes",
     )
 
 

@@ -45,7 +45,7 @@ class Worker:
         unavailable = {name: b.unavailable_reason() for name, b in loaded.items()}
         self.backends = {n: b for n, b in loaded.items() if unavailable[n] is None}
         return {
-            "python": sys.executable,
+            "executable": sys.executable,
             "threads": set_threads(threads, frameworks_of(list(self.backends.values()))),
             "versions": {
                 "python": platform.python_version(),
