@@ -189,3 +189,21 @@ def test_without_the_bench_extra_the_error_says_what_to_install(monkeypatch, cap
     )
     assert main(["bench", "--backend", "numpy"]) == 2
     assert "pytest_benchmark not installed: pip install" in capsys.readouterr().err
+
+
+def test_ab_a_kernel_that_kills_its_worker_fails_its_row_and_the_others_run(tmp_path):
+    done = normspec(
+        "bench",
+        "--backend",
+        "tests.adapters.crashing:SegfaultsOnGroupNorm",
+        *("--workload", "group_norm:small", "--workload", "layer_norm:small"),
+        *("--mode", "forward", "--passes", "2", "--rounds", "3"),
+        *("--ab", sys.executable, sys.executable, "--report-dir", str(tmp_path), "--save", "x"),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = {
+        r["norm"]: r for r in json.loads((tmp_path / "bench" / "ab-x.json").read_text())["rows"]
+    }
+    assert "exited with status -11" in rows["group_norm"]["error"]
+    assert "error" not in rows["layer_norm"] and len(rows["layer_norm"]["rounds_a"]) == 6
+    assert "FAILED tests.adapters.crashing:SegfaultsOnGroupNorm/group_norm:small" in done.stdout

@@ -106,20 +106,30 @@ def run_ab(
     environments: dict[str, dict] = {}
     timed: dict[str, dict] = {c.key: {"A": [], "B": [], "iterations": []} for c in cases}
     errors: dict[str, str] = {}
-    for pass_index in range(1, settings.passes + 1):
+
+    def start_sides() -> dict[str, Side]:
         sides = {"A": Side("A", python_a), "B": Side("B", python_b)}
+        for label, side in sides.items():
+            environment = side.ask("setup", backends=backends, threads=settings.threads)
+            environments.setdefault(label, environment)
+        return sides
+
+    for pass_index in range(1, settings.passes + 1):
+        sides = start_sides()
         try:
-            for label, side in sides.items():
-                environment = side.ask("setup", backends=backends, threads=settings.threads)
-                environments.setdefault(label, environment)
             for case in cases:
                 progress.step(case.key, f" (pass {pass_index}/{settings.passes})")
                 if case.key in errors:
                     continue
                 try:
-                    _one_pass(case, sides, environments, settings, timed[case.key])
+                    _one_pass(case, sides, environments, settings, pass_index, timed[case.key])
                 except WorkerError as error:
                     errors[case.key] = str(error)
+                    if any(side.process.poll() is not None for side in sides.values()):
+                        # a kernel killed its worker: the other cases go on in new ones
+                        for side in sides.values():
+                            side.close()
+                        sides = start_sides()
         finally:
             for side in sides.values():
                 side.close()
@@ -143,6 +153,7 @@ def _one_pass(
     sides: dict[str, Side],
     environments: dict[str, dict],
     settings: Settings,
+    pass_index: int,
     timed: dict,
 ) -> None:
     """One pass of `case`: prepared on both sides, then `rounds` pairs, into `timed`."""
@@ -164,7 +175,9 @@ def _one_pass(
         iterations = max(p["iterations"] for p in prepared.values())
         times: dict[str, list[float]] = {"A": [], "B": []}
         for j in range(settings.rounds):
-            for label in ("A", "B") if j % 2 == 0 else ("B", "A"):
+            # which side goes first alternates pair after pair, across passes too
+            first_a = (pass_index * settings.rounds + j) % 2 == 0
+            for label in ("A", "B") if first_a else ("B", "A"):
                 times[label].append(sides[label].ask("time", iterations=iterations)["seconds"])
         for label, side in sides.items():
             traces = side.ask("release").get("traces")
