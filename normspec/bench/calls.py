@@ -10,7 +10,10 @@ layer itself:
   `input_tensor` and `parameter_tensors` make the framework tensors once, in the framework's
   layout and on its device; each timed call is `call` (forward, inside `computing()`), or
   `call` inside `recording(...)` and then the gradient it yields (forward+backward). The
-  inputs' conversion happens once, in `prepare`; the outputs stay framework tensors.
+  inputs' conversion happens once, in `prepare`; the outputs stay framework tensors. The
+  module-based adapters (torch-nn, the Keras layers) load the call's weight and bias into
+  their cached layer inside `call`: a copy of C values per call, nothing next to the
+  realistic rows, a few small ops in the overhead rows.
 - TensorFlow's call is a `tf.function` traced once, in the warm-up, as a TF2 program runs a
   layer; the trace count is checked after the rounds, so a retrace is an error, not a
   silent cost.
@@ -172,9 +175,9 @@ def calibrate(
     deadline = time.perf_counter() + warmup_s
     while time.perf_counter() < deadline:
         prepared.call()
-    # the least of a few calls: one call that another process interrupted would make the
-    # rounds of a short call a single call each, and much noisier
+    # a short call: the least of a few, as one that another process interrupted would make
+    # its rounds a single call each, and much noisier
     once = time_call(prepared, 1, timer)
-    for _ in range(5 if once < 0.2 else 0):
+    for _ in range(5 if once < min_round_s else 0):
         once = min(once, time_call(prepared, 1, timer))
     return once, max(1, int(np.ceil(min_round_s / max(once, 1e-9))))

@@ -156,7 +156,11 @@ def bench_plot(record: dict, path: Path) -> None:
         ]
         color = colors[b % len(colors)]
         left.barh(y, median, height, xerr=[low, high], color=color, label=backend, capsize=2)
-        right.barh(y, [100 * r["fraction_of_limit"] for r in mine], height, color=color)
+        fractions = [100 * r["fraction_of_limit"] for r in mine]
+        right.barh(y, fractions, height, color=color)
+        for value, where in zip(fractions, y, strict=True):
+            label = percent(value / 100)
+            right.text(value * 1.08, where, label, va="center", fontsize=6)
     left.set_xscale("log")
     left.set_xlabel("median time per call (s), with its 95% interval")
     right.set_xscale("log")
