@@ -1,15 +1,17 @@
 """The pytest plugin of the benchmark run (`-p normspec.bench.plugin --bench-plan FILE`).
 
-It runs in the child process that `normspec bench` starts, before any test: it sets the
-frameworks' thread counts, measures the memory bandwidth, and parametrizes `suite.py` with
-the plan's cases, pass by pass: pass 1 of every case, then pass 2, and so on, so that each
-case's rounds are spread over the whole run and a burst of someone else's load lands on a
-part of every case instead of on all of one case. Each pass prepares its case afresh
-(tensors made, graph traced, warmed up, calibrated): a preparation's luck (where its arrays
-landed, huge pages or not) then varies between passes, where the statistics can see it.
+It runs in the child processes that `normspec bench` starts, one per pass (results.py),
+before any test: it sets the frameworks' thread counts, measures the memory bandwidth (in
+the first pass), and parametrizes `suite.py` with the plan's cases for its pass. Passes
+sweep the whole grid, so each case's rounds are spread over the run and a burst of someone
+else's load lands on a part of every case instead of on all of one case; each pass is a
+fresh process and prepares each case afresh (tensors made, graph traced, warmed up,
+calibrated), so the luck of a process and of a preparation (where the arrays landed, huge
+pages or not) varies between passes, where the statistics can see it.
 
 At the end it writes `--bench-record FILE`: the environment, the probe, each case's
-preparation and each failure, which `normspec bench` merges with pytest-benchmark's JSON.
+preparation, each failure and the progress so far, which `normspec bench` merges with
+pytest-benchmark's JSON and hands on to the next pass.
 """
 
 from __future__ import annotations
@@ -98,11 +100,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "cases": {},
         "errors": {},
     }
-    print(f"bench: measuring the memory bandwidth ({threads} threads) ...", file=sys.stderr)
-    record["bandwidth"] = bandwidth.probe(threads, plan["settings"]["timer"])
-    print(f"bench: copy bandwidth {record['bandwidth']['limit_gbps']:.1f} GB/s", file=sys.stderr)
+    if plan["probe"]:
+        print(f"bench: measuring the memory bandwidth ({threads} thread) ...", file=sys.stderr)
+        record["bandwidth"] = bandwidth.probe(threads, plan["settings"]["timer"])
+        limit = record["bandwidth"]["limit_gbps"]
+        print(f"bench: copy bandwidth {limit:.1f} GB/s", file=sys.stderr)
     steps = [c.key for _ in range(plan["settings"]["passes"]) for c in cases]
-    state = BenchState(plan, cases, backends, Progress(steps), record)
+    progress = Progress(steps, resume=plan["progress"])
+    state = BenchState(plan, cases, backends, progress, record)
     config.stash[STATE] = state
     config.pluginmanager.register(BenchRun(state, config.getoption("--bench-record")))
 
@@ -117,10 +122,9 @@ class BenchRun:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "case_pass" not in metafunc.fixturenames:
             return
-        passes = self.state.settings["passes"]
-        # pass-major: every case once, then every case again
-        values = [(case, p) for p in range(1, passes + 1) for case in self.state.cases]
-        metafunc.parametrize("case_pass", values, ids=[f"{c.key}/pass{p}" for c, p in values])
+        p = self.state.plan["pass_index"]
+        values = [(case, p) for case in self.state.cases]
+        metafunc.parametrize("case_pass", values, ids=[f"{c.key}/pass{p}" for c, _ in values])
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
@@ -135,6 +139,7 @@ class BenchRun:
 
     def pytest_sessionfinish(self) -> None:
         self.state.progress.finish()
+        self.state.record["progress"] = self.state.progress.state()
         if self.record_path:
             Path(self.record_path).write_text(json.dumps(self.state.record, indent=1))
 

@@ -25,15 +25,32 @@ def duration(seconds: float) -> str:
 class Progress:
     """Announces each step of a run of `keys` (one per step; a key may repeat, per pass)."""
 
-    def __init__(self, keys: list[str], stream: TextIO | None = None, label: str = "bench"):
+    def __init__(
+        self,
+        keys: list[str],
+        stream: TextIO | None = None,
+        label: str = "bench",
+        resume: dict | None = None,
+    ):
+        """`resume`: the `state()` of the same run's progress in an earlier process."""
+        resume = resume or {}
         self.keys = keys
         self.stream = stream or sys.stderr
         self.label = label
-        self.start = time.monotonic()
-        self.took: dict[str, float] = {}
-        self.total = 0.0
-        self.done = 0
+        self.start = time.monotonic() - resume.get("elapsed", 0.0)
+        self.took: dict[str, float] = dict(resume.get("took", {}))
+        self.total = resume.get("total", 0.0)
+        self.done = resume.get("done", 0)
         self.current: tuple[str, float] | None = None
+
+    def state(self) -> dict:
+        """What a later process needs to go on counting and estimating: see `resume`."""
+        return {
+            "took": self.took,
+            "total": self.total,
+            "done": self.done,
+            "elapsed": time.monotonic() - self.start,
+        }
 
     def left(self) -> float:
         """Estimated seconds for the steps not yet finished."""

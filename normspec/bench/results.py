@@ -51,62 +51,86 @@ class Settings:
     timer: str = "cpu"
 
 
-def run_grid(cases: list[Case], settings: Settings, command: str, log: Path | None = None) -> dict:
-    """Run `cases` under pytest-benchmark in a child process; return the merged record.
+def run_grid(cases: list[Case], settings: Settings, command: str) -> dict:
+    """Run `cases` under pytest-benchmark, one child process per pass; return the merged
+    record. A process has luck of its own that lasts as long as it does (a torch kernel
+    that ran at 8 ms in one process ran at 17 ms throughout another), so a pass per process
+    lets the passes, the statistics' replicates, sample it.
 
-    Progress goes to stderr as it happens; pytest's own output goes to `log` (or is shown
-    only when the child fails)."""
+    Progress goes to stderr as it happens; pytest's own output is shown only when a child
+    fails."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cwd = os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
+    raws, records = [], []
+    progress: dict = {"took": {}, "total": 0.0, "elapsed": 0.0}
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="normspec-bench-") as tmp:
-        tmpdir = Path(tmp)
-        plan = {"settings": asdict(settings), "cases": [c.as_dict() for c in cases]}
-        (tmpdir / "plan.json").write_text(json.dumps(plan))
-        child = [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(SUITE),
-            "-p",
-            "normspec.bench.plugin",
-            "-p",
-            "no:cacheprovider",
-            "-s",
-            "-q",
-            "--tb=short",
-            "--rootdir",
-            str(SUITE.parent),
-            "-c",
-            os.devnull,
-            "--bench-plan",
-            str(tmpdir / "plan.json"),
-            "--bench-record",
-            str(tmpdir / "record.json"),
-            "--benchmark-json",
-            str(tmpdir / "benchmark.json"),
-            "--benchmark-disable-gc",
-            "--benchmark-timer",
-            PYTEST_TIMERS[settings.timer],
-            "--benchmark-sort",
-            "name",
-        ]
-        output = log or tmpdir / "pytest.log"
-        start = time.perf_counter()
-        with open(output, "w") as sink:
-            done = subprocess.run(child, env=env, cwd=cwd, stdout=sink, stderr=None)
-        seconds = time.perf_counter() - start
-        record_path = tmpdir / "record.json"
-        if not record_path.exists():
-            raise RuntimeError(
-                f"the benchmark run stopped (pytest exit status {done.returncode}) before "
-                f"writing its record:\n{_tail(output)}"
-            )
-        record = json.loads(record_path.read_text())
-        raw_path = tmpdir / "benchmark.json"
-        raw = json.loads(raw_path.read_text()) if raw_path.exists() else _empty_raw()
-    return merge(raw, record, cases, settings, command, seconds)
+        for pass_index in range(1, settings.passes + 1):
+            directory = Path(tmp) / f"pass{pass_index}"
+            directory.mkdir()
+            progress["elapsed"] = time.perf_counter() - start  # the children's starts too
+            plan = {
+                "settings": asdict(settings),
+                "cases": [c.as_dict() for c in cases],
+                "pass_index": pass_index,
+                "probe": pass_index == 1,
+                "progress": progress,
+            }
+            raw, record = _run_pass(plan, directory, env, cwd, settings)
+            raws.append(raw)
+            records.append(record)
+            progress = record["progress"]
+    return merge(raws, records, cases, settings, command, time.perf_counter() - start)
+
+
+def _run_pass(
+    plan: dict, directory: Path, env: dict, cwd: str, settings: Settings
+) -> tuple[dict, dict]:
+    """One pass in a child pytest: pytest-benchmark's JSON and the plugin's record."""
+    (directory / "plan.json").write_text(json.dumps(plan))
+    child = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(SUITE),
+        "-p",
+        "normspec.bench.plugin",
+        "-p",
+        "no:cacheprovider",
+        "-s",
+        "-q",
+        "--tb=short",
+        "--rootdir",
+        str(SUITE.parent),
+        "-c",
+        os.devnull,
+        "--bench-plan",
+        str(directory / "plan.json"),
+        "--bench-record",
+        str(directory / "record.json"),
+        "--benchmark-json",
+        str(directory / "benchmark.json"),
+        "--benchmark-disable-gc",
+        "--benchmark-quiet",
+        "--benchmark-timer",
+        PYTEST_TIMERS[settings.timer],
+        "--benchmark-sort",
+        "name",
+    ]
+    output = directory / "pytest.log"
+    with open(output, "w") as sink:
+        done = subprocess.run(child, env=env, cwd=cwd, stdout=sink, stderr=None)
+    record_path = directory / "record.json"
+    if not record_path.exists():
+        raise RuntimeError(
+            f"pass {plan['pass_index']} of the benchmark stopped (pytest exit status "
+            f"{done.returncode}) before writing its record:\n{_tail(output)}"
+        )
+    raw_path = directory / "benchmark.json"
+    raw = json.loads(raw_path.read_text()) if raw_path.exists() else _empty_raw()
+    return raw, json.loads(record_path.read_text())
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -119,9 +143,18 @@ def _empty_raw() -> dict:
 
 
 def merge(
-    raw: dict, record: dict, cases: list[Case], settings: Settings, command: str, seconds: float
+    raws: list[dict],
+    records: list[dict],
+    cases: list[Case],
+    settings: Settings,
+    command: str,
+    seconds: float,
 ) -> dict:
-    """pytest-benchmark's JSON with the "normspec" key: one row per case over its passes."""
+    """The passes' pytest-benchmark JSON in one, with the "normspec" key: one row per case
+    over its passes."""
+    raw = dict(next((r for r in raws if r["benchmarks"]), raws[0]))
+    raw["benchmarks"] = [b for r in raws for b in r["benchmarks"]]
+    record = _merge_records(records)
     passes: dict[str, dict[int, list[float]]] = {c.key: {} for c in cases}
     for bench in raw["benchmarks"]:
         by_pass = passes[bench["group"]]
@@ -159,6 +192,24 @@ def merge(
         "rows": rows,
     }
     return raw
+
+
+def _merge_records(records: list[dict]) -> dict:
+    """The passes' records in one: the first's environment and probe, every pass's
+    calibrations, the most traces, the first error of each case."""
+    merged = {**records[0], "cases": {}, "errors": {}}
+    for record in records:
+        for key, entry in record["cases"].items():
+            into = merged["cases"].setdefault(
+                key, {"path": entry["path"], "calibration_s": [], "iterations": []}
+            )
+            into["calibration_s"] += entry["calibration_s"]
+            into["iterations"] += entry["iterations"]
+            if "traces" in entry:
+                into["traces"] = max(into.get("traces", 0), entry["traces"])
+        for key, error in record["errors"].items():
+            merged["errors"].setdefault(key, error)
+    return merged
 
 
 def load(path: Path) -> dict:
