@@ -12,7 +12,7 @@ normalization math. Read from the ground up:
     bandwidth   the memory bandwidth probe (a large multi-threaded copy)
     stats       medians, spreads and distribution-free confidence intervals of ratios
     progress    workload i of n, the current one, the time left
-    suite, plugin   the pytest-benchmark run of the grid (a child process)
+    suite, plugin   the pytest-benchmark run of the grid (a child process per pass)
     results     the run's record: pytest-benchmark's JSON and normspec's superset
     compare     a run against a saved one (`--compare FILE --fail-over 10%`)
     ab, worker  two interpreters side by side, alternately (`--ab PYTHON_A PYTHON_B`)
