@@ -14,7 +14,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,dev,envelope]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,dev,envelope,bench]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The conformance gate over every built-in backend; refreshes reports/.

@@ -10,9 +10,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+<<<<<<< HEAD
 from normspec.runner.engine import CheckRequest, CheckRun, run_properties
 from normspec.runner.envelope.command import add_envelope_parser, run_envelope
 from normspec.runner.files import write_all
+=======
+from normspec.bench.cli import add_bench_parser, run_bench
+>>>>>>> bench
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.runner.preflight import import_from_working_directory, property_names, validate
 from normspec.runner.progress import ProgressLine
@@ -128,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backends", help="list the built-in backends and whether each can run here"
     )
     backends.set_defaults(command="backends")
+    add_bench_parser(commands)
     return parser
 
 
@@ -263,9 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
+<<<<<<< HEAD
     if args.command == "envelope":
         return run_envelope(args, argv)
     return check(args, argv)
+=======
+    if args.command == "bench":
+        return run_bench(args)
+    return check(args)
+>>>>>>> bench
 
 
 if __name__ == "__main__":
