@@ -10,13 +10,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-<<<<<<< HEAD
+from normspec.bench.cli import add_bench_parser, run_bench
 from normspec.runner.engine import CheckRequest, CheckRun, run_properties
 from normspec.runner.envelope.command import add_envelope_parser, run_envelope
 from normspec.runner.files import write_all
-=======
-from normspec.bench.cli import add_bench_parser, run_bench
->>>>>>> bench
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.runner.preflight import import_from_working_directory, property_names, validate
 from normspec.runner.progress import ProgressLine
@@ -268,15 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
-<<<<<<< HEAD
     if args.command == "envelope":
         return run_envelope(args, argv)
-    return check(args, argv)
-=======
     if args.command == "bench":
         return run_bench(args)
-    return check(args)
->>>>>>> bench
+    return check(args, argv)
 
 
 if __name__ == "__main__":
