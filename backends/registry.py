@@ -22,6 +22,8 @@ BUILTIN: dict[str, str] = {
     "tensorflow": "backends.tensorflow_backend:KerasBackend",
     "tensorflow-nn": "backends.tensorflow_backend:TfNnBackend",
     "tensorflow-fused": "backends.tensorflow_backend:TfFusedBackend",
+    "flax": "backends.flax_backend:FlaxBackend",
+    "onnxruntime": "backends.onnxruntime_backend:OnnxRuntimeBackend",
 }
 
 
