@@ -49,7 +49,17 @@ JAX = Requirement("jax", "jax==0.10.2", environment=_ENVIRONMENT)
 CHANNEL_NORMS = frozenset({"batch_norm", "instance_norm", "group_norm"})
 
 
+@functools.cache
+def _jax() -> Any:
+    """jax, with x64 on: the environment variable only counts where jax is imported first
+    through this adapter, so the flag is also set at run time."""
+    jax = JAX.load()
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
 def _linen() -> Any:
+    _jax()
     return FLAX.load().linen
 
 
@@ -150,7 +160,7 @@ class FlaxBackend(FrameworkBackend):
 
     def _array(self, array: np.ndarray, dtype: np.dtype) -> Any:
         """A JAX array in the NumPy `dtype` (ml_dtypes' bfloat16 is JAX's own)."""
-        return JAX.load().numpy.asarray(np.asarray(array, dtype=dtype))
+        return _jax().numpy.asarray(np.asarray(array, dtype=dtype))
 
     def input_tensor(self, norm: str, array: np.ndarray, dtype: np.dtype) -> Any:
         """An input-like array (x, v, grad_y, a batch) in Flax's layout."""
@@ -249,12 +259,12 @@ class FlaxBackend(FrameworkBackend):
 
     def _build_forward(self, config: tuple) -> Any:
         """y = f(x, weight, bias, eps, stats), jitted."""
-        return JAX.load().jit(functools.partial(self._apply, config))
+        return _jax().jit(functools.partial(self._apply, config))
 
     def _build_vjp(self, config: tuple) -> Any:
         """(dL/dx, dL/dweight, dL/dbias) = f(x, weight, bias, eps, stats, grad_y), jitted; the
         cotangent is cast to the dtype of the output (float32 when the parameters are)."""
-        jax = JAX.load()
+        jax = _jax()
 
         def gradients(x, weight, bias, eps, stats, grad_y):
             y, pullback = jax.vjp(
@@ -267,7 +277,7 @@ class FlaxBackend(FrameworkBackend):
     def _build_training(self, config: tuple, defaults: bool) -> Any:
         """(outputs, mean, var) = f(batches, weight, bias, mean, var, eps, momentum): the
         BatchNorm module applied to each batch in turn, batch_stats mutable."""
-        jax = JAX.load()
+        jax = _jax()
 
         def steps(batches, weight, bias, mean, var, eps, momentum):
             module = self._module(config, DEFAULT if defaults else eps, momentum)
