@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "torch-nn": "backends.torch_backend:TorchModuleBackend",
     "torch-channels-last": "backends.torch_backend:TorchChannelsLastBackend",
     "torch-cuda": "backends.torch_backend:TorchCudaBackend",
+    "torch-compile": "backends.torch_compile_backend:TorchCompileBackend",
     "tensorflow": "backends.tensorflow_backend:KerasBackend",
     "tensorflow-nn": "backends.tensorflow_backend:TfNnBackend",
     "tensorflow-fused": "backends.tensorflow_backend:TfFusedBackend",

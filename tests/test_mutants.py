@@ -25,6 +25,7 @@ MODULES = (
     "tensorflow_mutants",
     "flax_mutants",
     "onnxruntime_mutants",
+    "torch_compile_mutants",
 )
 
 
