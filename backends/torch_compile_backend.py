@@ -16,7 +16,7 @@ AOTAutograd's of those graphs, compiled by Inductor.
 
 Each input is viewed in a canonical rank before the compiled graph sees it, a pure view that
 pools the same values (BatchNorm, InstanceNorm, GroupNorm: (N, C, L); LayerNorm: (M, K) with
-K = prod(normalized_shape); WeightNorm: (A, D, B) around dim, or a vector), so that ranks do
+K = prod(normalized_shape); WeightNorm: (D, rest) with dim first, or a vector), so that ranks do
 not multiply the graphs. A call without affine parameters is given weight 1 and bias 0,
 exactly x_hat * 1 + 0, so one graph serves both. Only float32 is declared, to keep the
 compile count, and with it `make check`, small; RMSNorm is not provided, since its
@@ -110,9 +110,10 @@ class TorchCompileBackend(TorchBackend):
         if kind == "group_norm":
             group = table[aten.native_group_norm.default]
 
-            def group_norm(x, w, b, eps):
+            def group_norm(x, w, b, counter, eps):
+                # num_groups arrives as the size of `counter`: a dynamic size, not a constant
                 n, c, length = x.shape
-                return group(x, w, b, n, c, length, groups, eps)[0]
+                return group(x, w, b, n, c, length, counter.shape[0], eps)[0]
 
             return group_norm
         if kind == "instance_norm":
@@ -125,7 +126,7 @@ class TorchCompileBackend(TorchBackend):
 
             return instance_norm
         if kind == "weight_norm":
-            return lambda v, g: torch._weight_norm(v, g, 1)
+            return lambda v, g: torch._weight_norm(v, g, 0)
         if kind == "weight_norm_whole":
             return lambda v, g: torch._weight_norm(v, g, -1)
         raise ValueError(f"{self.name} does not provide {kind!r}")
@@ -139,12 +140,13 @@ class TorchCompileBackend(TorchBackend):
         eps = self._scalar(1e-5)
         if kind == "layer_norm":
             return tensor(3, 5), tensor(5), tensor(5), eps
-        c = 5 * groups if kind == "group_norm" else 5
-        x, w, b = tensor(3, c, 7), tensor(c), tensor(c)
+        if kind == "group_norm":  # 2 groups of 5 channels: no two sizes alike
+            return tensor(3, 10, 7), tensor(10), tensor(10), tensor(2), eps
+        x, w, b = tensor(3, 5, 7), tensor(5), tensor(5)
         if kind == "batch_norm_evaluation":
-            return x, w, b, tensor(c), tensor(c), eps
+            return x, w, b, tensor(5), tensor(5), eps
         if kind == "batch_norm_step":
-            return x, w, b, tensor(c), tensor(c), self._scalar(0.1), eps
+            return x, w, b, tensor(5), tensor(5), self._scalar(0.1), eps
         return x, w, b, eps
 
     def _compile(self, kind: str, groups: int | None, dtype: str) -> Any:
@@ -168,6 +170,9 @@ class TorchCompileBackend(TorchBackend):
         torch = TORCH.load()
         dtype = str(arguments[0].dtype).removeprefix("torch.")
         arguments = tuple(a.clone() if a._base is not None else a for a in arguments)
+        if kind == "group_norm":  # one graph for every group count (see _graph)
+            counter = torch.empty(groups, dtype=arguments[0].dtype)
+            arguments, groups = (*arguments[:-1], counter, arguments[-1]), None
         oblivious = not kind.startswith("weight_norm") and not torch.is_grad_enabled()
         with torch.fx.experimental._config.patch(backed_size_oblivious=oblivious):
             return self._compiled(kind, groups, dtype)(*arguments)
@@ -219,17 +224,15 @@ class TorchCompileBackend(TorchBackend):
         return y.reshape(x.shape), (x, weight, bias)
 
     def _weight_norm(self, inputs: NormInputs, v: Any, g: Any) -> Any:
-        """torch._weight_norm on v viewed as (A, D, B) around dim, or as a vector for None."""
+        """torch._weight_norm on v viewed as (D, rest) with dim moved first, or as a vector
+        for dim None: the same values in each norm, in a rank that does not vary."""
         if inputs.dim is None:
             return self._run("weight_norm_whole", v.reshape(-1), g.reshape(1)).reshape(v.shape)
         dim = inputs.dim % v.ndim
-        size = v.shape[dim]
-        w = self._run(
-            "weight_norm",
-            v.reshape(-1, size, int(np.prod(v.shape[dim + 1 :]))),
-            g.reshape(1, size, 1),
-        )
-        return w.reshape(v.shape)
+        moved = v.movedim(dim, 0)
+        size = moved.shape[0]
+        w = self._run("weight_norm", moved.reshape(size, -1), g.reshape(size, 1))
+        return w.reshape(moved.shape).movedim(0, dim)
 
     def run_training(self, norm: str, run: FrameworkRun) -> tuple[list[Any], Any, Any, int]:
         """The compiled training step once per batch, the running statistics it returns fed to
