@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# NO_ENGINES=1 leaves out the Flax and ONNX Runtime extras: their backends are then skipped.
+ENGINE_EXTRAS := $(if $(NO_ENGINES),,flax,onnxruntime,)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)$(if $(NO_ENGINES),-no-engines)
 REPORT_DIR ?= reports
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -14,7 +16,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,dev,envelope,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tensorflow,$(ENGINE_EXTRAS)dev,envelope,bench]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The conformance gate over every built-in backend; refreshes reports/.

@@ -2,12 +2,15 @@
 
 Built-in adapters are imported lazily, so `import normspec` works with no framework
 installed; a backend whose framework is missing still loads and reports why it cannot run
-through `unavailable_reason()`.
+through `unavailable_reason()`. Installed packages add backends under the entry-point group
+`normspec.backends` (name = "package.module:attr"), found the way pytest finds its plugins;
+a built-in name always means the built-in backend.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from pathlib import Path
 
 from backends.protocol import Backend, Conventions
@@ -19,9 +22,12 @@ BUILTIN: dict[str, str] = {
     "torch-nn": "backends.torch_backend:TorchModuleBackend",
     "torch-channels-last": "backends.torch_backend:TorchChannelsLastBackend",
     "torch-cuda": "backends.torch_backend:TorchCudaBackend",
+    "torch-compile": "backends.torch_compile_backend:TorchCompileBackend",
     "tensorflow": "backends.tensorflow_backend:KerasBackend",
     "tensorflow-nn": "backends.tensorflow_backend:TfNnBackend",
     "tensorflow-fused": "backends.tensorflow_backend:TfFusedBackend",
+    "flax": "backends.flax_backend:FlaxBackend",
+    "onnxruntime": "backends.onnxruntime_backend:OnnxRuntimeBackend",
 }
 #: The honest controls (backends/honest_backends.py): built in, selected by name, not by
 #: default; they test normspec's own specificity, not a framework.
@@ -31,21 +37,44 @@ CONTROLS: dict[str, str] = {
 }
 
 
+#: The entry-point group under which installed packages register their backends.
+ENTRY_POINT_GROUP = "normspec.backends"
+
+
+def installed() -> dict[str, str]:
+    """{name: "module:attr"} of the backends installed packages register under
+    ENTRY_POINT_GROUP, less those that reuse a built-in name."""
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {ep.name: ep.value for ep in found if ep.name not in BUILTIN}
+
+
+def backend_names() -> list[str]:
+    """Every backend a name loads: the built-in ones, then the installed ones by name."""
+    return [*BUILTIN, *sorted(installed())]
+
+
 class UnknownBackendError(ValueError):
     """A backend name that is neither built in nor a loadable `module:attr`."""
 
 
 def load_backend(spec: str) -> Backend:
-    """The backend named `spec`: a built-in name, or `package.module:attr` of an external one.
+    """The backend named `spec`: a built-in name, the name of an installed one (entry point
+    group `normspec.backends`), or `package.module:attr` of an external one.
 
     `attr` may be a Backend subclass (instantiated with no arguments) or an instance.
     """
-    target = BUILTIN.get(spec) or CONTROLS.get(spec, spec)
+    target = (
+        BUILTIN.get(spec)
+        or CONTROLS.get(spec)
+        or (installed().get(spec) if ":" not in spec else None)
+        or spec
+    )
     if ":" not in target:
+        plugins = ", ".join(installed()) or "none"
         raise UnknownBackendError(
             f"unknown backend {spec!r}; built-in backends: {', '.join(BUILTIN)}; controls: "
-            f"{', '.join(CONTROLS)}; "
-            f"or name an external adapter as package.module:attr"
+            f"{', '.join(CONTROLS)}; installed ({ENTRY_POINT_GROUP} entry points): "
+            f"{plugins}; or name an external adapter as package.module:attr"
         )
     module_name, _, attr = target.partition(":")
     try:

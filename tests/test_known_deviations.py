@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEVIATIONS = tomllib.loads((ROOT / "properties" / "known_deviations.toml").read_text()).get(
     "deviation", []
 )
-ALLOWED_IMPORTS = {"numpy", "torch", "tensorflow", "keras", "ml_dtypes", "sys", "os", "math"}
+#: The frameworks a reproduction may use, and the standard modules it needs around them.
+FRAMEWORKS = {"torch", "tensorflow", "keras", "jax", "flax", "onnx", "onnxruntime"}
+ALLOWED_IMPORTS = {"numpy", "ml_dtypes", "sys", "os", "math", *FRAMEWORKS}
 
 
 def _listed(value: str | list[str]) -> list[str]:
@@ -63,7 +65,7 @@ def test_its_reproduction_uses_only_the_framework_and_numpy_and_still_deviates(d
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert imported <= ALLOWED_IMPORTS, f"imports beyond the framework: {imported}"
-    for framework in imported & {"torch", "tensorflow"}:
+    for framework in imported & FRAMEWORKS:
         if importlib.util.find_spec(framework) is None:
             pytest.skip(f"{framework} is not installed")
     done = subprocess.run(

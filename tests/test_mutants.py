@@ -19,7 +19,14 @@ import pytest
 from properties import strategies  # noqa: F401  (the suite must import before it is run)
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("numpy_mutants", "torch_mutants", "tensorflow_mutants")
+MODULES = (
+    "numpy_mutants",
+    "torch_mutants",
+    "tensorflow_mutants",
+    "flax_mutants",
+    "onnxruntime_mutants",
+    "torch_compile_mutants",
+)
 
 
 def _mutants() -> list:

@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def without_frameworks(tmp_path: Path) -> dict[str, str]:
-    """An environment in which `import torch`, `tensorflow` and `keras` fail as on a machine
-    where they are not installed."""
+    """An environment in which `import torch`, `tensorflow`, `keras`, `jax`, `flax`, `onnx` and
+    `onnxruntime` fail as on a machine where they are not installed."""
     shim = tmp_path / "shim"
-    for name in ("torch", "tensorflow", "keras"):
+    for name in ("torch", "tensorflow", "keras", "jax", "flax", "onnx", "onnxruntime"):
         (shim / name).mkdir(parents=True)
         (shim / name / "__init__.py").write_text(
             f"raise ModuleNotFoundError(\"No module named '{name}'\", name={name!r})\n"

@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_envelope_parser(commands)
     backends = commands.add_parser(
-        "backends", help="list the built-in backends and whether each can run here"
+        "backends",
+        help="list the backends (built in, and installed as normspec.backends entry points), "
+        "whether each can run here, and their versions",
     )
     backends.set_defaults(command="backends")
     add_bench_parser(commands)
@@ -248,13 +250,15 @@ def nothing_ran(results: list[dict], report_dir: str) -> str:
 
 
 def list_backends() -> int:
-    """Print each built-in backend and whether it can run here."""
-    from backends.registry import BUILTIN, load_backend
+    """Print each backend, built in or installed (entry points), whether it can run here,
+    and the version of what it runs."""
+    from backends.registry import backend_names, load_backend
 
-    for name in BUILTIN:
+    for name in backend_names():
         backend = load_backend(name)
         reason = backend.unavailable_reason()
-        print(f"{name:22} {'unavailable: ' + reason if reason else 'available'}")
+        status = f"unavailable: {reason}" if reason else f"available  {backend.version()}"
+        print(f"{name:22} {status.rstrip()}")
     return EXIT_OK
 
 
