@@ -49,8 +49,9 @@ def installed() -> dict[str, str]:
 
 
 def backend_names() -> list[str]:
-    """Every backend a name loads: the built-in ones, then the installed ones by name."""
-    return [*BUILTIN, *sorted(installed())]
+    """Every backend a name loads: the built-in ones, the honest controls, then the installed
+    ones by name."""
+    return [*BUILTIN, *CONTROLS, *sorted(installed())]
 
 
 class UnknownBackendError(ValueError):

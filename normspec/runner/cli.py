@@ -252,13 +252,14 @@ def nothing_ran(results: list[dict], report_dir: str) -> str:
 def list_backends() -> int:
     """Print each backend, built in or installed (entry points), whether it can run here,
     and the version of what it runs."""
-    from backends.registry import backend_names, load_backend
+    from backends.registry import CONTROLS, backend_names, load_backend
 
     for name in backend_names():
         backend = load_backend(name)
         reason = backend.unavailable_reason()
         status = f"unavailable: {reason}" if reason else f"available  {backend.version()}"
-        print(f"{name:22} {status.rstrip()}")
+        role = "  (honest control)" if name in CONTROLS else ""
+        print(f"{name:22} {status.rstrip()}{role}")
     return EXIT_OK
 
 
