@@ -58,9 +58,11 @@ class MomentumConventionFlipped(NumpyBackend):
 
 class GroupsRoundRobin(NumpyBackend):
     """GroupNorm assigns channel c to group c % G instead of the contiguous c // (C / G).
-    Caught by the statistics property: contiguous groups no longer have zero mean."""
+    Caught by the agreement with the spec. (The statistics property catches it too where a
+    draw has 2 <= G < C with C / G >= 2, but ci's twelve derandomized draws do not reach such
+    a grouping for it.)"""
 
-    caught_by = ("test_output_has_zero_mean_and_unit_variance", "test_forward_agrees_with_the_spec")
+    caught_by = ("test_forward_agrees_with_the_spec",)
     caught_on = ("group_norm",)
 
     def to_groups(self, x, num_groups):
