@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from normspec.hunt import command as hunt_command
 from normspec.runner.engine import CheckRequest, CheckRun, run_properties
 from normspec.runner.files import write_all
 from normspec.runner.isolation import DEFAULT_TIMEOUT_S
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backends", help="list the built-in backends and whether each can run here"
     )
     backends.set_defaults(command="backends")
+    hunt_command.add_parser(commands)
     return parser
 
 
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backends":
         return list_backends()
+    if args.command == "hunt":
+        return hunt_command.hunt(args, argv)
     return check(args, argv)
 
 
