@@ -1,0 +1,310 @@
+"""`normspec hunt` as a user meets it: it finds a planted bug within its budget, writes the
+catalogue and a reproducer that exits 1 while the bug stands and 0 once it is fixed, tells a
+known deviation from a new discrepancy, keeps its failures in a database that every later
+hunt and check replays first (on disk, or in a Redis server shared by two hunts), and keeps
+what it found when it is interrupted.
+
+Budgets are seconds, databases and reports live in tmp_path, and the discrepancies are the
+planted bugs of tests/mutants and one real known deviation of torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from normspec.hunt.budget import BudgetError, parse_budget
+from normspec.runner.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A planted bug that random search meets after a few examples: the one-pass variance fails
+#: only on a large offset, which the first examples do not draw.
+ONE_PASS = (
+    "--backend",
+    "tests.mutants.numpy_mutants:OnePassVariance",
+    "--norm",
+    "layer_norm",
+    "--property",
+    "test_forward_agrees_with_the_spec",
+    "--no-control",
+)
+EPS_DROPPED = (
+    "--backend",
+    "tests.mutants.numpy_mutants:EpsDropped",
+    "--norm",
+    "batch_norm",
+    "--property",
+    "test_output_has_zero_mean_and_unit_variance",
+)
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def hunt(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `normspec hunt` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "normspec", "hunt", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def catalogue(report_dir: Path) -> dict:
+    return json.loads((report_dir / "hunt" / "discrepancies.json").read_text())
+
+
+def entry_of(report_dir: Path, backend: str) -> dict:
+    entries = [e for e in catalogue(report_dir)["entries"] if e["signature"]["backend"] == backend]
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+def test_a_budget_is_written_as_a_person_writes_it():
+    assert parse_budget("90s") == 90 and parse_budget("10m") == 600
+    assert parse_budget("1h30m") == 5400 and parse_budget("45") == 45
+    assert parse_budget("1.5m") == 90
+    for bad in ("ten minutes", "", "0s", "5x"):
+        with pytest.raises(BudgetError):
+            parse_budget(bad)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--budget", "soon"], "is not a duration"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--database", "redis://127.0.0.1:1/0"], "the Redis server does not answer"),
+        (["--database", "mongodb://x"], "unknown database"),
+        (["--backend", "nosuch"], "unknown backend 'nosuch'"),
+        (["--norm", "batchnorm"], "unknown norm 'batchnorm'"),
+    ],
+)
+def test_bad_usage_exits_2_before_anything_runs(args, says, capsys, tmp_path):
+    if "redis://" in args[-1]:
+        pytest.importorskip("redis")
+    assert main(["hunt", "--report-dir", str(tmp_path), *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_planted_bug_is_found_catalogued_and_reproduced(tmp_path):
+    """EpsDropped within a 12 s budget: exit 1, one new entry with its signature, worst
+    error, smallest input and hits; a reproducer that exits 1 on the mutant and 0 on the
+    healthy NumPy backend; the exact control passes; the failure is in the database, where
+    the suite's dev profile replays it first."""
+    reports, database = tmp_path / "reports", tmp_path / "db"
+    start = time.monotonic()
+    done = hunt(
+        *EPS_DROPPED, "--budget", "12s", "--database", str(database), "--report-dir", str(reports)
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert time.monotonic() - start < 12 + 15, "the budget was not kept"
+    assert "/s (drawing" in done.stdout  # examples per second per backend, and the shares
+    found = entry_of(reports, "tests.mutants.numpy_mutants:EpsDropped")
+    assert found["status"] == "new" and found["hits"] >= 1
+    assert found["signature"]["norm"] == "batch_norm" and found["signature"]["dtype"]
+    assert found["minimal_case"].startswith("Case(norm='batch_norm'")
+    assert float(found["worst_error_over_bound"]) > 1
+    exact = [e for e in catalogue(reports)["entries"] if e["signature"]["backend"] == "exact"]
+    assert not exact, "the honest control failed: a bug of normspec"
+    assert "EpsDropped" in (reports / "hunt" / "discrepancies.md").read_text()
+
+    script = Path(found["reproducer"])
+    text = script.read_text()
+    assert "import normspec" not in text and "from normspec" not in text
+    ran = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, env=_env(), capture_output=True, text=True
+    )
+    assert ran.returncode == 1 and "DEVIATES" in ran.stdout, ran.stdout + ran.stderr
+    fixed = script.with_name("fixed.py")
+    healthy = "from backends.numpy_backend import NumpyBackend as adapter"
+    fixed.write_text(
+        text.replace("from tests.mutants.numpy_mutants import EpsDropped as adapter", healthy)
+    )
+    ran = subprocess.run(
+        [sys.executable, str(fixed)], cwd=ROOT, env=_env(), capture_output=True, text=True
+    )
+    assert ran.returncode == 0 and "fixed" in ran.stdout, ran.stdout + ran.stderr
+
+    replay = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "properties", "-p", "no:cacheprovider", "-q"),
+            *("--tb=no", "--profile", "dev", "--database", str(database)),
+            *("--hypothesis-show-statistics", *EPS_DROPPED),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert "0 passing, 1 failing" in replay.stdout, replay.stdout[-3000:]
+
+
+def test_a_known_deviation_is_told_apart_and_its_reproducer_stands_alone(tmp_path):
+    """torch's channels_last group_norm cancels on ill-conditioned input: a known deviation,
+    so exit 0; its reproducer runs isolated, from elsewhere, with normspec unimportable, and
+    exits 1 while torch 2.13 computes it this way."""
+    pytest.importorskip("torch")
+    reports = tmp_path / "reports"
+    done = hunt(
+        "--backend",
+        "torch-channels-last",
+        "--norm",
+        "group_norm",
+        "--property",
+        "test_forward_agrees_with_the_spec_on_ill_conditioned_input",
+        "--no-control",
+        "--budget",
+        "20s",
+        "--database",
+        str(tmp_path / "db"),
+        "--report-dir",
+        str(reports),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = entry_of(reports, "torch-channels-last")
+    assert found["status"] == "known deviation", found
+    assert "torch_group_norm_channels_last_cancellation" in found["known_deviation"]["reproduction"]
+    blocked = "normspec", "backends", "properties", "hypothesis", "pytest", "tests"
+    guard = (
+        "import runpy, sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None  # importing it fails\n"
+        f"runpy.run_path({found['reproducer']!r}, run_name='__main__')\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-I", "-c", guard],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 1 and "DEVIATES" in ran.stdout, ran.stdout + ran.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on loopback, on a free port, for this test only."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    redis = pytest.importorskip("redis")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *(binary, "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", str(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    else:
+        server.kill()
+        pytest.fail("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _first_failure(reports: Path) -> int:
+    return entry_of(reports, "tests.mutants.numpy_mutants:OnePassVariance")[
+        "first_failure_at_example"
+    ]
+
+
+def test_two_hunts_on_one_redis_database_share_their_failures(redis_server, tmp_path):
+    """Two machines, one database: hunt A (seed 1) finds the one-pass variance after some
+    examples; hunt B (seed 2) on the same Redis database fails on its very first example,
+    replayed from A's; the same hunt B on a database of its own needs many."""
+    first = hunt(
+        *ONE_PASS,
+        "--seed",
+        "1",
+        "--budget",
+        "20s",
+        "--database",
+        redis_server,
+        "--report-dir",
+        str(tmp_path / "a"),
+    )
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert _first_failure(tmp_path / "a") > 1
+    second = hunt(
+        *ONE_PASS,
+        "--seed",
+        "2",
+        "--budget",
+        "20s",
+        "--database",
+        redis_server,
+        "--report-dir",
+        str(tmp_path / "b"),
+    )
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert _first_failure(tmp_path / "b") == 1, "B did not replay A's failure first"
+    alone = hunt(
+        *ONE_PASS,
+        "--seed",
+        "2",
+        "--budget",
+        "20s",
+        "--database",
+        str(tmp_path / "own"),
+        "--report-dir",
+        str(tmp_path / "c"),
+    )
+    assert alone.returncode == 1, alone.stdout + alone.stderr
+    assert _first_failure(tmp_path / "c") > 1, "without the shared database B finds it later"
+
+
+def test_ctrl_c_keeps_what_was_found(tmp_path):
+    """Interrupted after a failure was found and while the control still hunts: exit 130,
+    and the catalogue holds the failure."""
+    reports, database = tmp_path / "reports", tmp_path / "db"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "normspec", "hunt", *EPS_DROPPED, "--budget", "5m"),
+            *("--database", str(database), "--report-dir", str(reports)),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (database.exists() and any(database.rglob("*"))) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the failure is saved to the database when it is found
+    time.sleep(3)  # let it shrink and move on to the control's cell
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, out + err
+    assert "interrupted" in err
+    found = entry_of(reports, "tests.mutants.numpy_mutants:EpsDropped")
+    assert found["status"] == "new"
