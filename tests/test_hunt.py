@@ -308,3 +308,64 @@ def test_ctrl_c_keeps_what_was_found(tmp_path):
     assert "interrupted" in err
     found = entry_of(reports, "tests.mutants.numpy_mutants:EpsDropped")
     assert found["status"] == "new"
+
+
+def _entry(id_: str, hits: int, worst: float | str, upstream: str = "not searched yet") -> dict:
+    return {
+        "id": id_,
+        "status": "new",
+        "hits": hits,
+        "campaigns": 1,
+        "worst_error_over_bound": worst,
+        "worst_case": f"case of {worst}",
+        "upstream": upstream,
+        "first_seen": "2026-01-01",
+    }
+
+
+def test_campaigns_and_machines_merge_into_one_catalogue():
+    """The same signature met again adds its hits and keeps the worse error; another
+    machine's catalogue folds in the same way and keeps an upstream note someone wrote."""
+    from normspec.hunt.catalogue import combine, merge
+
+    mine = [_entry("a", 3, 2.0), _entry("b", 1, "inf")]
+    theirs = [_entry("a", 5, 9.0, upstream="pytorch/pytorch#1"), _entry("c", 2, 1.5)]
+    both = {e["id"]: e for e in combine(mine, theirs)}
+    assert both["a"]["hits"] == 8 and both["a"]["worst_error_over_bound"] == 9.0
+    assert both["a"]["upstream"] == "pytorch/pytorch#1" and set(both) == {"a", "b", "c"}
+    found = [
+        _entry("a", 2, 4.0)
+        | {"signature": {}, "culprit": None, "message": "", "minimal_case": "Case(...)"}
+    ]
+    after = {e["id"]: e for e in merge(list(both.values()), found, "2026-02-02")}
+    assert after["a"]["hits"] == 10 and after["a"]["campaigns"] == 3
+    assert after["a"]["worst_error_over_bound"] == 9.0 and after["a"]["seen_in_this_campaign"]
+    assert not after["b"]["seen_in_this_campaign"]
+
+
+def test_a_known_deviation_covers_only_the_dtypes_its_reason_names():
+    from normspec.hunt.catalogue import KNOWN, NEW, status_of
+
+    float16_only = {"reproduction": "python r.py", "reason": "in float16 the sum overflows"}
+    assert status_of("single", float16_only, "float16")[0] == KNOWN
+    assert status_of("single", float16_only, "float32")[0] == NEW
+    assert status_of("single", float16_only, "bfloat16")[0] == NEW  # "bfloat16" is not read
+    assert status_of("single", {"reproduction": "r", "reason": "any dtype"}, "float32")[0] == KNOWN
+    assert status_of("control", None, "float32")[0] == "bug of normspec"
+
+
+def test_the_region_of_an_input_names_its_decade_conditioning_size_and_layout():
+    import numpy as np
+
+    from normspec.hunt.signatures import region_of
+
+    x = 1000.0 + np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    region = region_of(
+        "torch-channels-last", "group_norm", {"x": x}, {"eps": 1e-5, "num_groups": 3}
+    )
+    assert region.magnitude == "1e+03" and region.size == "16-255"
+    assert (
+        region.conditioning.startswith("ill-conditioned") and region.layout == "4-D channels_last"
+    )
+    flat = region_of("numpy", "layer_norm", {"x": x[0, 0]}, {"eps": 0.0, "normalized_shape": [4]})
+    assert flat.size == "2-15" and flat.layout == "2-D channels_first"

@@ -276,6 +276,27 @@ def merge(previous: list[dict], found: list[dict], when: str) -> list[dict]:
     )
 
 
+def combine(entries: list[dict], others: list[dict]) -> list[dict]:
+    """Two catalogues' entries as one (another machine's, say): an entry in both has the
+    hits and campaigns of both, the worse worst error, and the upstream note that says more."""
+    combined = {e["id"]: dict(e) for e in entries}
+    for other in others:
+        entry = combined.get(other["id"])
+        if entry is None:
+            combined[other["id"]] = dict(other)
+            continue
+        worse = _ratio(other["worst_error_over_bound"]) > _ratio(entry["worst_error_over_bound"])
+        entry["hits"] = entry.get("hits", 0) + other.get("hits", 0)
+        entry["campaigns"] = entry.get("campaigns", 0) + other.get("campaigns", 0)
+        if worse:
+            entry["worst_error_over_bound"] = other["worst_error_over_bound"]
+            entry["worst_case"] = other.get("worst_case")
+        if entry.get("upstream", NOT_SEARCHED) == NOT_SEARCHED:
+            entry["upstream"] = other.get("upstream", NOT_SEARCHED)
+        entry["first_seen"] = min(entry.get("first_seen", ""), other.get("first_seen", "")) or None
+    return list(combined.values())
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 

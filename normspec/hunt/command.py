@@ -136,6 +136,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="seconds a cell that found a failure may spend shrinking it (default 5)",
     )
+    hunt.add_argument(
+        "--merge",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="another campaign's discrepancies.json (another machine's) to merge into this "
+        "catalogue, repeatable",
+    )
     hunt.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
 
 
@@ -176,7 +184,9 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         report_dir=args.report_dir,
         known_deviations=args.known_deviations,
     )
-    problem = validate(checked)
+    problem = validate(checked) or next(
+        (f"--merge {p}: no such file" for p in args.merge if not Path(p).is_file()), None
+    )
     if problem:
         return _usage_error(problem)
     try:
@@ -241,7 +251,10 @@ def _run(request: HuntRequest, args: argparse.Namespace, argv: list[str], workdi
     versions = {b["name"]: framework_version(b) for b in tally.backends}
     notes = write_reproducers(found, directory, versions)
     when = catalogue.now()
-    entries = catalogue.merge(catalogue.load(directory / "discrepancies.json"), found, when)
+    previous = catalogue.load(directory / "discrepancies.json")
+    for other in args.merge:
+        previous = catalogue.combine(previous, catalogue.load(Path(other)))
+    entries = catalogue.merge(previous, found, when)
     for entry in entries:
         if entry["id"] in notes:
             entry["reproducer"], entry["reproducer_note"] = notes[entry["id"]]
