@@ -136,7 +136,7 @@ def findings(tally: Tally) -> list[dict]:
                 "result": (results.get(nodeid) or {}).get("status", "not finished"),
             }
         )
-    found += _crashes(
+    found += _failed_elsewhere(
         tally, {f["signature"]["property"] + f["signature"]["backend"] for f in found}
     )
     return found
@@ -185,12 +185,13 @@ def _cell_from_result(result: dict | None, hits: list[dict]) -> dict | None:
     }
 
 
-def _crashes(tally: Tally, seen: set[str]) -> list[dict]:
-    """A cell that crashed or hung: a finding of its own, with the last call it made."""
+def _failed_elsewhere(tally: Tally, seen: set[str]) -> list[dict]:
+    """A cell that failed with no failing example recorded: it crashed or hung (with the last
+    call it made), or failed outside Hypothesis (a deterministic property, a fixture)."""
     found = []
     for result in tally.results:
-        message = result.get("message") or ""
-        if result.get("status") != "failed" or not message.startswith(("crashed", "timed out")):
+        message = result.get("message") or result.get("reason") or ""
+        if result.get("status") != "failed":
             continue
         if result["property"] + result["backend"] in seen:
             continue
@@ -201,11 +202,11 @@ def _crashes(tally: Tally, seen: set[str]) -> list[dict]:
             {
                 "id": signature.id,
                 "signature": asdict(signature),
-                "region": "unknown: the process died",
+                "region": "unknown: no failing example was recorded",
                 "kind": result.get("kind", "single"),
                 "members": result["backend"].split(" vs "),
                 "status": CONTROL if result.get("kind") == "control" else NEW,
-                "status_because": "the process crashed or hung in this cell",
+                "status_because": "the cell failed: " + (_first_line(message) or "no message"),
                 "known_deviation": None,
                 "worst_error_over_bound": "inf",
                 "worst_case": result.get("falsifying_example"),

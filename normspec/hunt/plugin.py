@@ -333,7 +333,12 @@ class Hunter:
         )
         if first or final or now - cell.last_culprit >= CULPRIT_EVERY_S:
             cell.last_culprit = now
-            self._culprit(final)
+            try:
+                self._culprit(final)
+            except Exception as problem:  # the analysis's own bug: the failure still stands
+                self.event(
+                    "culprit", {"nodeid": cell.nodeid, "found": False, "error": repr(problem)}
+                )
 
     def _culprit(self, final: bool) -> None:
         """Judge the example's calls; save the culprit's arrays and describe it."""
