@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, Phase, settings
 
 from backends.registry import BUILTIN
 from normspec.vocabulary import NORMS
-from properties.example_database import DEFAULT_DATABASE, DatabaseSpecError, example_database
 
 PROFILES = ("ci", "dev", "hunt")
 _QUIET = [
@@ -102,7 +101,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="Hypothesis' example database of the dev and hunt profiles, which replay the "
         "failures it holds first: a directory, redis://HOST:PORT/N (shared across hosts) or "
-        f"none (default: {DEFAULT_DATABASE}; ci is derandomized and keeps none)",
+        "none (default: .normspec/examples; ci is derandomized and keeps none)",
     )
 
 
@@ -112,6 +111,14 @@ def load_profile(config: pytest.Config) -> None:
     max_examples = config.getoption("--max-examples")
     database = config.getoption("--database")
     if profile != "ci":  # derandomized runs keep no database: each one is the same
+        # imported here, not above: Hypothesis draws constants from every local module loaded,
+        # so a module that ci does not need would change what ci's derandomized runs draw
+        from properties.example_database import (
+            DEFAULT_DATABASE,
+            DatabaseSpecError,
+            example_database,
+        )
+
         try:
             settings.register_profile(
                 f"{profile}-db",
