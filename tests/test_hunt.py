@@ -120,6 +120,8 @@ def test_a_planted_bug_is_found_catalogued_and_reproduced(tmp_path):
     assert float(found["worst_error_over_bound"]) > 1
     exact = [e for e in catalogue(reports)["entries"] if e["signature"]["backend"] == "exact"]
     assert not exact, "the honest control failed: a bug of normspec"
+    # the mutant's cell failed; the control's ran until its slice ended, and passed
+    assert catalogue(reports)["campaign"]["statuses"] == {"failed": 1, "passed": 1}
     assert "EpsDropped" in (reports / "hunt" / "discrepancies.md").read_text()
 
     script = Path(found["reproducer"])

@@ -17,7 +17,7 @@ import shlex
 import shutil
 import signal
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from normspec.hunt import catalogue
@@ -296,6 +296,7 @@ def campaign_summary(run: Campaign, argv: list[str]) -> dict:
         "stopped": interrupt_message(run.stopped),
         "cells_planned": run.tally.planned,
         "cells_run": len(cells),
+        "statuses": dict(Counter(r["status"] for r in run.tally.results)),
         "examples": sum(c["examples"] for c in cells),
         "throughput": throughput(cells),
     }
@@ -335,9 +336,10 @@ def throughput(cells: list[dict]) -> list[dict]:
 
 def _print_summary(run: Campaign, summary: dict, found: list[dict], paths: list[Path]) -> None:
     planned = summary["cells_planned"]
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["statuses"].items()))
     print(
-        f"normspec hunt: {describe(run.seconds)}, {summary['cells_run']}/{planned} cells, "
-        f"{summary['examples']} examples"
+        f"normspec hunt: {describe(run.seconds)}, {summary['cells_run']}/{planned} cells "
+        f"({statuses}), {summary['examples']} examples"
         + (f"; {summary['stopped']}" if summary["stopped"] else "")
     )
     for row in summary["throughput"]:

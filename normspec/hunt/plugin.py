@@ -5,12 +5,11 @@ It adds four things to the property suite without the properties knowing:
 * Time slices. The budget ends at an absolute time T. Each cell (property x norm x backend)
   gets an equal share of what is left, (T - now) / cells left, recomputed as each cell
   starts, so a cell that ends early (skipped, exhausted, not provided) leaves its time to the
-  others. When its slice ends, a cell stops drawing: the next example raises `SliceEnded`,
-  a pytest skip, which Hypothesis re-raises at once, and the cell is reported as passed with
-  the examples it ran. A cell that has found a failure gets `--hunt-shrink-s` more to shrink
-  it, after which the shrinker's further tries are rejected, so that it stops at once, and
-  Hypothesis replays the smallest failure found so far. At T the session stops after the
-  cell that is running.
+  others. When its slice ends, a cell stops drawing: the example that ends past it raises
+  `SliceEnded`, a pytest skip, which Hypothesis re-raises at once, and the cell is reported
+  as passed with the examples it ran. A cell that has found a failure shrinks it for at most
+  `--hunt-shrink-s` (Hypothesis' own limit on shrinking, set for the cell), then Hypothesis
+  replays the smallest failure found. At T the session stops after the running cell.
 * A campaign profile: no limit on examples (time bounds the search), one bug per cell, no
   explain phase; the database and the rest come from the chosen profile.
 * A record of every failing example (`hit`) and, for the first one, the one Hypothesis
@@ -38,9 +37,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import Phase, reject, settings, target
+from hypothesis import Phase, settings, target
 from hypothesis.control import current_build_context
 from hypothesis.errors import HypothesisException
+from hypothesis.internal.conjecture import engine
 
 from normspec.hunt.judge import Call, Verdict, arrays_of, culprit, judge
 
@@ -260,11 +260,6 @@ class Hunter:
         cell = self.cell
         context = current_build_context()
         now = time.monotonic()
-        if not context.is_final and now >= cell.end:
-            if cell.failures:
-                reject()  # the shrinker's time is up: every further try is discarded
-            cell.slice_ended = True
-            raise SliceEnded(f"the cell's time slice ({cell.slice_s:.2g} s) is over")
         cell.examples += 1
         self.calls, self.draws = [], []
         self.example_worst = (0.0, None)
@@ -293,6 +288,12 @@ class Hunter:
                 )
         if cell.kind == "differential":
             self._peer_targets()
+        # the slice ends after an example that ran to its end: an example stopped before it
+        # drew would contradict what Hypothesis recorded of the same choices ("inconsistent
+        # data generation"); a cell with a failure stops when its shrinking does
+        if not cell.failures and not context.is_final and time.monotonic() >= cell.end:
+            cell.slice_ended = True
+            raise SliceEnded(f"the cell's time slice ({cell.slice_s:.2g} s) is over")
         return result
 
     def _hit(self, error: BaseException, final: bool) -> None:
@@ -303,7 +304,9 @@ class Hunter:
         first = cell.first_failure is None
         if first:
             cell.first_failure = cell.examples
-            cell.end = max(cell.end, min(now + self.shrink_s, _monotonic(self.deadline)))
+            # Hypothesis reads its shrinking time limit (five minutes) when shrinking starts,
+            # which is next: the cell gets --hunt-shrink-s, within the campaign's deadline
+            engine.MAX_SHRINKING_SECONDS = min(self.shrink_s, max(self.deadline - time.time(), 0.5))
         ratio, key = self.example_worst
         case = next(
             (v for _, v in reversed(self.draws) if type(v).__name__ in ("Case", "TrainingCase")),
@@ -403,11 +406,6 @@ class Hunter:
 def _number(value: float) -> float | str:
     """A float for JSON: NaN and the infinities as strings."""
     return value if np.isfinite(value) else repr(float(value))
-
-
-def _monotonic(epoch: float) -> float:
-    """The monotonic clock's reading at wall-clock time `epoch`."""
-    return time.monotonic() + (epoch - time.time())
 
 
 def _subject(item: pytest.Item) -> tuple[str, list[str], str] | None:
