@@ -47,7 +47,7 @@ from normspec.hunt.judge import Call, Verdict, arrays_of, culprit, judge
 #: Seconds a cell that found a failure may spend shrinking it, beyond its slice.
 SHRINK_S = 5.0
 #: The shortest slice: a cell gets at least this, so that it draws a few examples.
-MIN_SLICE_S = 0.2
+MIN_SLICE_S = 0.05
 #: Seconds between two `tick` events of the running cell.
 TICK_S = 0.5
 #: Seconds between two culprit analyses of one cell while it shrinks.
