@@ -371,3 +371,28 @@ def test_the_region_of_an_input_names_its_decade_conditioning_size_and_layout():
     )
     flat = region_of("numpy", "layer_norm", {"x": x[0, 0]}, {"eps": 0.0, "normalized_shape": [4]})
     assert flat.size == "2-15" and flat.layout == "2-D channels_first"
+
+
+def test_a_cell_that_hangs_is_ended_and_the_hunt_goes_on(tmp_path, monkeypatch):
+    """A kernel that never returns on layer_norm: its cell is ended once it overruns its
+    slice, its shrinking and the grace, filed as timed out, and the next cell still runs."""
+    from normspec.hunt.campaign import HuntRequest, run_campaign
+    from normspec.hunt.catalogue import findings
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    request = HuntRequest(
+        backends=("tests.adapters.hanging:HangsOnLayerNorm",),
+        norms=("layer_norm", "rms_norm"),
+        properties=("test_forward_agrees_with_the_spec",),
+        budget_s=30,
+        database=str(tmp_path / "db"),
+        shrink_s=1,
+        hang_grace_s=2,
+    )
+    (tmp_path / "work").mkdir()
+    run = run_campaign(request, tmp_path / "work")
+    statuses = {r["norm"]: r["status"] for r in run.tally.results}
+    assert statuses == {"layer_norm": "failed", "rms_norm": "passed"}, run.output[-3000:]
+    (found,) = findings(run.tally)
+    assert found["signature"]["norm"] == "layer_norm" and found["failure"].startswith("timed out")

@@ -10,7 +10,9 @@ SIGTERM), what was found up to then is kept: the catalogue is written from the t
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -25,6 +27,8 @@ from normspec.runner.stopping import Stopped, stop_signals_raise
 
 #: Seconds between two updates of the live display.
 DISPLAY_EVERY_S = 0.25
+#: The least time a cell may overrun its slice and shrinking before it counts as hung.
+HANG_GRACE_S = 30.0
 #: Seconds a child that journaled its end has to exit (a framework's exit can be slow)
 #: before it is ended: everything it found is in the journal already.
 EXIT_GRACE_S = 2.0
@@ -44,6 +48,8 @@ class HuntRequest:
     seed: int | None = None
     workers: int = 1
     shrink_s: float = 5.0
+    #: how far past its slice and shrinking a cell may run before it counts as hung
+    hang_grace_s: float = HANG_GRACE_S
     verbose: bool = False
 
 
@@ -63,6 +69,11 @@ class Tally:
     backends: list[dict] = field(default_factory=list)
     #: when the suite journaled its end (time.monotonic()), or None
     finished: float | None = None
+    #: the running child's process (and group) id, the running cell and when it began
+    pid: int | None = None
+    begun: tuple[str, float, float] | None = None
+    #: cells ended because they hung: nodeid -> the limit they ran past, in seconds
+    hung: dict[str, float] = field(default_factory=dict)
 
     def read(self, event: dict) -> None:
         """Take one journaled event (the suite's own, and the hunt plugin's)."""
@@ -71,7 +82,7 @@ class Tally:
                 self._hunt(event["hunt"], event["data"])
             elif "result" in event:
                 self.results.append(event["result"])
-                self.running = self.tick = None
+                self.running = self.tick = self.begun = None
             elif "start" in event:
                 self.running, self.tick = event, None
             elif "precision" in event:
@@ -86,6 +97,9 @@ class Tally:
     def _hunt(self, kind: str, data: dict) -> None:
         if kind == "plan":  # a restarted child plans only the cells not yet done
             self.planned = len(self.cells) + data["cells"]
+            self.pid = data.get("pid")
+        elif kind == "begin":
+            self.begun = (data["nodeid"], data["slice_s"], time.monotonic())
         elif kind == "cell":
             self.cells[data["nodeid"]] = data
         elif kind == "tick":
@@ -171,9 +185,10 @@ def workers_arguments(workers: int) -> tuple[str, ...]:
     return ()
 
 
-def cell_timeout(budget_s: float) -> float:
-    """The time limit of one cell: a cell that runs longer hangs (slices are much shorter)."""
-    return max(60.0, budget_s / 4)
+def hang_limit(slice_s: float, request: HuntRequest) -> float:
+    """How long a cell may run before it counts as hung: its slice, its shrinking, and a
+    grace for an example that is slow (a framework's first call builds its kernels)."""
+    return slice_s + request.shrink_s + request.hang_grace_s
 
 
 def run_campaign(
@@ -198,6 +213,7 @@ def run_campaign(
 
     def watch() -> None:
         while not finished.wait(DISPLAY_EVERY_S):
+            end_hung_cell(tally, request)
             now = time.monotonic()
             left = end - now
             if on_update is not None:
@@ -218,7 +234,9 @@ def run_campaign(
                 env=env,
                 cwd=cwd,
                 workdir=workdir,
-                timeout_s=cell_timeout(request.budget_s),
+                # hangs are found against each cell's own slice (end_hung_cell); this is the
+                # backstop for a child that hangs outside any cell
+                timeout_s=request.budget_s + HANG_GRACE_S,
                 profile="hunt",
                 on_event=tally.read,
                 output=None if request.verbose else log,
@@ -235,6 +253,22 @@ def run_campaign(
             watcher.join()
     output = log_path.read_text(errors="replace") if not request.verbose else ""
     return Campaign(tally, time.monotonic() - start, stopped, exit_code, output, workdir)
+
+
+def end_hung_cell(tally: Tally, request: HuntRequest) -> None:
+    """End the child if its running cell has overrun `hang_limit`: the crash isolation then
+    records that cell as failed and starts the suite again without it."""
+    with tally.lock:
+        begun, pid = tally.begun, tally.pid
+    if begun is None or pid is None:
+        return
+    nodeid, slice_s, since = begun
+    limit = hang_limit(slice_s, request)
+    if time.monotonic() - since > limit and nodeid not in tally.hung:
+        with tally.lock:
+            tally.hung[nodeid] = limit
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def new_workdir() -> Path:

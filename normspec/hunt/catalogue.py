@@ -193,6 +193,12 @@ def _failed_elsewhere(tally: Tally, seen: set[str]) -> list[dict]:
         message = result.get("message") or result.get("reason") or ""
         if result.get("status") != "failed":
             continue
+        if result["nodeid"] in tally.hung:
+            message = (
+                f"timed out: the cell ran past {tally.hung[result['nodeid']]:.0f} s (its slice, "
+                "its shrinking and a grace) and was ended: a hang, or an example far slower "
+                "than the rest"
+            )
         if result["property"] + result["backend"] in seen:
             continue
         signature = Signature(

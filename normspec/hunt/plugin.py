@@ -200,7 +200,10 @@ class Hunter:
         # only the cells that will draw share the time: not those of a backend that cannot
         # run here or does not provide the norm, which the suite skips at once
         self.cells_total = sum(1 for item in session.items if _will_draw(item))
-        self.event("plan", {"cells": self.cells_total, "deadline": self.deadline})
+        # the process (and group) id: the campaign ends this child when a cell hangs
+        self.event(
+            "plan", {"cells": self.cells_total, "deadline": self.deadline, "pid": os.getpid()}
+        )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -231,6 +234,7 @@ class Hunter:
             known=entry,
         )
         self.calls = []
+        self.event("begin", {"nodeid": item.nodeid, "slice_s": share})
         _install(item, self)
         if self.seed is not None:
             # what hypothesis.seed() sets, without the database=None it adds (as does
