@@ -16,15 +16,23 @@ value may exceed the dtype's largest finite number.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import currently_in_test_context, target
+from hypothesis.control import current_build_context
 
 from backends.protocol import Backend
 from normspec.reference import Expected
 from normspec.tolerance import LARGEST_FINITE, Precision
 from properties.recording import Recorder
+
+#: hypothesis.target takes finite numbers: an infinite error / bound (a NaN where a number is
+#: expected) is targeted as this.
+TARGET_CAP = 1e300
+_NUMBERS = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\[[^]]*\]")
 
 
 def precision(backend: Backend, dtype: str, norm: str) -> Precision:
@@ -83,6 +91,8 @@ class Check:
     #: the distinct cases this run checked (one per Hypothesis example that got this far)
     cases: int = 0
     _last_case: object = field(default=None, repr=False)
+    _target_context: object = field(default=None, repr=False)
+    _targets: dict[str, int] = field(default_factory=dict, repr=False)
 
     def precision(self, backend: Backend, dtype: str, norm: str | None = None) -> Precision:
         """`precision` for this run's norm unless another is named."""
@@ -136,6 +146,10 @@ class Check:
         self.recorder.precision(
             (self.property, self.backend, self.norm, dtype, what), worst, repr(case)
         )
+        # guide the search toward the worst inputs; ci does not search (and targets would
+        # change how its derandomized runs shrink)
+        if self.profile != "ci" and currently_in_test_context():
+            target(min(worst, TARGET_CAP), label=self._target_label(what, dtype))
         if worst <= 1.0:
             return worst
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
@@ -161,6 +175,17 @@ class Check:
                 f"expected {expected!r}\n  case: {case!r}\n"
                 f"  reproduce: {self.reproduction()}"
             )
+
+    def _target_label(self, what: str, dtype: str) -> str:
+        """The label of a comparison's error / bound for hypothesis.target: `what` without its
+        numbers (which vary from example to example), with the dtype; a label repeated within
+        one example (a comparison in a loop) is numbered, since Hypothesis takes each once."""
+        context = current_build_context()
+        if context is not self._target_context:
+            self._target_context, self._targets = context, {}
+        label = f"error/bound of {_NUMBERS.sub('#', what)} ({dtype})"
+        seen = self._targets[label] = self._targets.get(label, 0) + 1
+        return label if seen == 1 else f"{label} [{seen}]"
 
     def _count(self, case: object) -> None:
         if case is not self._last_case:

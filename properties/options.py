@@ -10,6 +10,8 @@ Options (all optional):
     --results FILE        write the run's record (results, precision, backends) as JSON
     --journal FILE        append each event as it happens (the runner's crash isolation)
     --skip-nodeids FILE   test ids not to run (the part of the run before a crash)
+    --database WHERE      Hypothesis' example database for dev and hunt: a directory,
+                          redis://HOST:PORT/N or none (default .normspec/examples)
 """
 
 from __future__ import annotations
@@ -94,12 +96,40 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="a file of test ids (one a line) not to run: those a previous part of the run did",
     )
+    group.addoption(
+        "--database",
+        default=None,
+        help="Hypothesis' example database of the dev and hunt profiles, which replay the "
+        "failures it holds first: a directory, redis://HOST:PORT/N (shared across hosts) or "
+        "none (default: .normspec/examples; ci is derandomized and keeps none)",
+    )
 
 
 def load_profile(config: pytest.Config) -> None:
-    """Load the chosen Hypothesis profile, with --max-examples applied."""
+    """Load the chosen Hypothesis profile, with --max-examples and --database applied."""
     profile = config.getoption("--profile")
     max_examples = config.getoption("--max-examples")
+    database = config.getoption("--database")
+    if profile != "ci":  # derandomized runs keep no database: each one is the same
+        # imported here, not above: Hypothesis draws constants from every local module loaded,
+        # so a module that ci does not need would change what ci's derandomized runs draw
+        from properties.example_database import (
+            DEFAULT_DATABASE,
+            DatabaseSpecError,
+            example_database,
+        )
+
+        try:
+            settings.register_profile(
+                f"{profile}-db",
+                parent=settings.get_profile(profile),
+                database=example_database(database or DEFAULT_DATABASE),
+            )
+        except DatabaseSpecError as error:
+            raise pytest.UsageError(str(error)) from None
+        profile = f"{profile}-db"
+    elif database is not None:
+        raise pytest.UsageError("--database: the ci profile is derandomized and keeps none")
     if max_examples is not None:
         if max_examples < 1:
             raise pytest.UsageError(f"--max-examples must be >= 1, got {max_examples}")

@@ -190,9 +190,11 @@ def compare_markdown(comparison: dict, saved_path: str) -> str:
         "# normspec bench --compare",
         "",
         f"Against `{saved_path}` ({saved['created']}, `{saved['command']}`), threshold "
-        f"{threshold:.0%}: a row is *slower* when the whole 95% interval of current / saved "
-        f"is above {1 + threshold:.2f}, *faster* when it is below {1 / (1 + threshold):.2f}, "
-        "*same* when it lies between, *unsure* when it is too wide to tell.",
+        f"{threshold:.0%}. current / saved is the ratio of the geometric means of the two "
+        "runs' pass medians, with Welch's 95% interval over the passes: a row is *slower* "
+        f"when the whole interval is above {1 + threshold:.2f}, *faster* when it is below "
+        f"{1 / (1 + threshold):.2f}, *same* when it lies between, *unsure* when it is too "
+        "wide to tell.",
         "",
     ]
     lines += [f"> {note}" for note in comparison["notes"]]
@@ -222,7 +224,7 @@ def compare_markdown(comparison: dict, saved_path: str) -> str:
 
 def ab_markdown(record: dict) -> str:
     """The table of an A/B run: B / A per workload."""
-    threshold = record["threshold"]
+    threshold, settings = record["threshold"], record["settings"]
     lines = [
         "# normspec bench --ab",
         "",
@@ -230,11 +232,13 @@ def ab_markdown(record: dict) -> str:
         "",
         f"- A: {_interpreter(record['a'])}: {_versions(record['a'])}",
         f"- B: {_interpreter(record['b'])}: {_versions(record['b'])}",
-        f"- {record['settings']['pairs']} pairs per workload, A and B timed back to back, "
-        "which side goes first alternating. B / A is the median of the pairs' ratios with "
-        f"its 95% sign-test interval; threshold {threshold:.0%}: *slower* when the whole "
-        f"interval is above {1 + threshold:.2f}, *faster* below {1 / (1 + threshold):.2f}, "
-        "*same* between, *unsure* when it is too wide to tell.",
+        f"- {settings['passes']} passes of {settings['rounds']} pairs per workload, each pass "
+        "in fresh worker processes on both sides; in a pair A and B are timed back to back, "
+        "which side goes first alternating. B / A is the geometric mean over the passes of "
+        "each pass's median pair ratio, with its 95% interval over the passes (Student's t); "
+        f"threshold {threshold:.0%}: *slower* when the whole interval is above "
+        f"{1 + threshold:.2f}, *faster* below {1 / (1 + threshold):.2f}, *same* between, "
+        "*unsure* when it is too wide to tell.",
         "",
         "| backend | norm | workload | mode | dtype | A | B | B / A | 95% interval | verdict |",
         "|---|---|---|---|---|---:|---:|---:|---|---|",

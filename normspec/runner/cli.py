@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from normspec.bench.cli import add_bench_parser, run_bench
+from normspec.hunt import command as hunt_command
 from normspec.runner.engine import CheckRequest, CheckRun, run_properties
 from normspec.runner.envelope.command import add_envelope_parser, run_envelope
 from normspec.runner.files import write_all
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backends.set_defaults(command="backends")
     add_bench_parser(commands)
+    hunt_command.add_parser(commands)
     return parser
 
 
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_envelope(args, argv)
     if args.command == "bench":
         return run_bench(args)
+    if args.command == "hunt":
+        return hunt_command.hunt(args, argv)
     return check(args, argv)
 
 

@@ -1,0 +1,287 @@
+"""A campaign: the property suite run under a budget, and the tally of what it journaled.
+
+The suite runs as `normspec check` runs it (normspec/runner/engine.py builds the pytest
+command, normspec/runner/isolation.py runs it in a child that journals every event and is
+restarted after a crash or a hang), with the hunt's plugin loaded (normspec/hunt/plugin.py).
+The tally reads the journal as it grows, so whatever ends the campaign (its budget, Ctrl-C,
+SIGTERM), what was found up to then is kept: the catalogue is written from the tally.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from normspec.runner.engine import CheckRequest, pytest_command
+from normspec.runner.isolation import run_isolated
+from normspec.runner.stopping import Stopped, stop_signals_raise
+
+#: Seconds between two updates of the live display.
+DISPLAY_EVERY_S = 0.25
+#: The least time a cell may overrun its slice and shrinking before it counts as hung.
+HANG_GRACE_S = 30.0
+#: Seconds a child that journaled its end has to exit (a framework's exit can be slow)
+#: before it is ended: everything it found is in the journal already.
+EXIT_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class HuntRequest:
+    """What `normspec hunt` was asked to run."""
+
+    backends: tuple[str, ...]
+    norms: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    budget_s: float = 600.0
+    #: Hypothesis' example database: a directory, redis://HOST:PORT/N, or none
+    database: str = ".normspec/examples"
+    known_deviations: tuple[str, ...] = ()
+    seed: int | None = None
+    workers: int = 1
+    shrink_s: float = 5.0
+    #: how far past its slice and shrinking a cell may run before it counts as hung
+    hang_grace_s: float = HANG_GRACE_S
+    verbose: bool = False
+
+
+@dataclass
+class Tally:
+    """Everything the campaign's children journaled, as it arrives (thread-safe to read)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    planned: int | None = None
+    cells: dict[str, dict] = field(default_factory=dict)
+    running: dict | None = None
+    tick: dict | None = None
+    hits: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    culprits: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    results: list[dict] = field(default_factory=list)
+    worst: dict[tuple, dict] = field(default_factory=dict)
+    backends: list[dict] = field(default_factory=list)
+    #: when the suite journaled its end (time.monotonic()), or None
+    finished: float | None = None
+    #: the running child's process (and group) id, the running cell and when it began
+    pid: int | None = None
+    begun: tuple[str, float, float] | None = None
+    #: cells ended because they hung: nodeid -> the limit they ran past, in seconds
+    hung: dict[str, float] = field(default_factory=dict)
+
+    def read(self, event: dict) -> None:
+        """Take one journaled event (the suite's own, and the hunt plugin's)."""
+        with self.lock:
+            if "hunt" in event:
+                self._hunt(event["hunt"], event["data"])
+            elif "result" in event:
+                self.results.append(event["result"])
+                self.running = self.tick = self.begun = None
+            elif "start" in event:
+                self.running, self.tick = event, None
+            elif "precision" in event:
+                key = tuple(event["precision"])
+                if key not in self.worst or event["worst"] > self.worst[key]["worst"]:
+                    self.worst[key] = {"worst": event["worst"], "case": event["case"]}
+            elif "backends" in event:
+                self.backends = event["backends"]
+            elif "finished" in event:
+                self.finished = time.monotonic()
+
+    def _hunt(self, kind: str, data: dict) -> None:
+        if kind == "plan":  # a restarted child plans only the cells not yet done
+            self.planned = len(self.cells) + data["cells"]
+            self.pid = data.get("pid")
+        elif kind == "begin":
+            self.begun = (data["nodeid"], data["slice_s"], time.monotonic())
+        elif kind == "cell":
+            self.cells[data["nodeid"]] = data
+        elif kind == "tick":
+            self.tick = data
+        elif kind == "hit":
+            self.hits[data["nodeid"]].append(data)
+        elif kind == "culprit":
+            self.culprits[data["nodeid"]].append(data)
+
+    def examples_by_backend(self) -> dict[str, int]:
+        """Examples tried per backend; a pair's examples count for both of its members."""
+        with self.lock:
+            counts: dict[str, int] = defaultdict(int)
+            for cell in self.cells.values():
+                for member in cell["members"]:
+                    counts[member] += cell["examples"]
+            if self.tick and self.running and self.tick["nodeid"] == self.running["start"]:
+                for member in self.running["backend"].split(" vs "):
+                    counts[member] += self.tick["examples"]
+            return dict(counts)
+
+    def failures(self) -> tuple[int, int]:
+        """(cells with a failing example, those of them not covered by a known deviation)."""
+        with self.lock:
+            failing = [hits[0] for hits in self.hits.values() if hits]
+            return len(failing), sum(1 for h in failing if not h.get("known"))
+
+    def worst_ratio(self) -> tuple[float, tuple] | None:
+        """The worst error / bound seen so far and its (property, backend, norm, dtype, what)."""
+        with self.lock:
+            if not self.worst:
+                return None
+            key = max(self.worst, key=lambda k: self.worst[k]["worst"])
+            return self.worst[key]["worst"], key
+
+
+@dataclass
+class Campaign:
+    """A finished (or stopped) campaign: its tally, wall time and why it ended."""
+
+    tally: Tally
+    seconds: float
+    #: None: the suite ran to its end; "budget": stopped at the budget; "interrupted": Ctrl-C;
+    #: or the name of the signal that stopped it
+    stopped: str | None
+    pytest_exit: int | None
+    output: str
+    workdir: Path
+
+
+def pytest_arguments(request: HuntRequest, workdir: Path, deadline: float) -> list[str]:
+    """The pytest command of the campaign: the suite as `check` runs it, under the hunt
+    profile, with the hunt's plugin and database."""
+    check = CheckRequest(
+        backends=request.backends,
+        norms=request.norms,
+        properties=request.properties,
+        profile="hunt",
+        known_deviations=request.known_deviations,
+        verbose=request.verbose,
+        pytest_args=(
+            "-p",
+            "normspec.hunt.plugin",
+            "--hunt-deadline",
+            repr(deadline),
+            "--hunt-dir",
+            str(workdir / "arrays"),
+            "--hunt-shrink-s",
+            repr(request.shrink_s),
+            "--database",
+            request.database,
+            *(() if request.seed is None else ("--hunt-seed", str(request.seed))),
+            *workers_arguments(request.workers),
+        ),
+    )
+    return pytest_command(check, workdir / "results.json")
+
+
+def workers_arguments(workers: int) -> tuple[str, ...]:
+    """pytest's arguments for `workers` processes. One for now: `check --workers`
+    (pytest-xdist, issue 21) brings the mechanism, and the plugin's slices then count the
+    cells of each worker."""
+    return ()
+
+
+def hang_limit(slice_s: float, request: HuntRequest) -> float:
+    """How long a cell may run before it counts as hung: its slice, its shrinking, and a
+    grace for an example that is slow (a framework's first call builds its kernels)."""
+    return slice_s + request.shrink_s + request.hang_grace_s
+
+
+def run_campaign(
+    request: HuntRequest,
+    workdir: Path,
+    on_update: Callable[[Tally, float], None] | None = None,
+) -> Campaign:
+    """Run the campaign until the suite ends, the budget is spent, or it is stopped; return
+    what it found either way. `on_update(tally, seconds_left)` is called from a thread of its
+    own every DISPLAY_EVERY_S (the live display)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    cwd = os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
+    from normspec.hunt.budget import reserve
+
+    tally = Tally()
+    start_wall, start = time.time(), time.monotonic()
+    end = start + request.budget_s
+    deadline = start_wall + request.budget_s - reserve(request.budget_s)
+    budget_spent = threading.Event()
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(DISPLAY_EVERY_S):
+            end_hung_cell(tally, request)
+            now = time.monotonic()
+            left = end - now
+            if on_update is not None:
+                on_update(tally, max(left, 0.0))
+            exiting = tally.finished is not None and now - tally.finished > EXIT_GRACE_S
+            if (left <= 0 or exiting) and not budget_spent.is_set() and not finished.is_set():
+                budget_spent.set()
+                _thread.interrupt_main()  # run_isolated ends the child's group on the way out
+
+    stopped, exit_code = None, None
+    log_path = workdir / "pytest.log"
+    watcher = threading.Thread(target=watch, name="normspec-hunt-watch", daemon=True)
+    with stop_signals_raise(), log_path.open("w") as log:
+        watcher.start()
+        try:
+            _, exit_code = run_isolated(
+                pytest_arguments(request, workdir, deadline),
+                env=env,
+                cwd=cwd,
+                workdir=workdir,
+                # hangs are found against each cell's own slice (end_hung_cell); this is the
+                # backstop for a child that hangs outside any cell
+                timeout_s=request.budget_s + HANG_GRACE_S,
+                profile="hunt",
+                on_event=tally.read,
+                output=None if request.verbose else log,
+            )
+        except KeyboardInterrupt:
+            if not budget_spent.is_set():
+                stopped = "interrupted"
+            elif tally.finished is None:
+                stopped = "budget"
+        except Stopped as stop:
+            stopped = stop.signal.name
+        finally:
+            finished.set()
+            watcher.join()
+    output = log_path.read_text(errors="replace") if not request.verbose else ""
+    return Campaign(tally, time.monotonic() - start, stopped, exit_code, output, workdir)
+
+
+def end_hung_cell(tally: Tally, request: HuntRequest) -> None:
+    """End the child if its running cell has overrun `hang_limit`: the crash isolation then
+    records that cell as failed and starts the suite again without it."""
+    with tally.lock:
+        begun, pid = tally.begun, tally.pid
+    if begun is None or pid is None:
+        return
+    nodeid, slice_s, since = begun
+    limit = hang_limit(slice_s, request)
+    if time.monotonic() - since > limit and nodeid not in tally.hung:
+        with tally.lock:
+            tally.hung[nodeid] = limit
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def new_workdir() -> Path:
+    """A private directory for one campaign's journal, log and saved arrays."""
+    return Path(tempfile.mkdtemp(prefix="normspec-hunt-"))
+
+
+def interrupt_message(stopped: str | None) -> str | None:
+    """What the user is told about how the campaign ended, if it did not end by itself."""
+    if stopped == "budget":
+        return "the budget is spent: the running cell was stopped; what was found is kept"
+    if stopped == "interrupted":
+        return "interrupted: what was found so far is kept"
+    if stopped:
+        return f"stopped by {stopped}: what was found so far is kept"
+    return None
