@@ -22,6 +22,7 @@ from pathlib import Path
 from normspec.bench.calls import TIMERS, default_timer
 from normspec.bench.results import Settings
 from normspec.bench.workloads import DEFAULT_DTYPES, MODES, WORKLOADS, Case, select
+from normspec.runner.site import refresh_site
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -324,6 +325,7 @@ def run_bench(args: argparse.Namespace) -> int:
     written[1].write_text(report.bench_markdown(record))
     report.bench_plot(record, directory / "bench.png")
     written.append(directory / "bench.png")
+    written += refresh_site(directory, "bench")
     failed = [r for r in record["normspec"]["rows"] if "error" in r]
     for row in failed:
         print(f"normspec bench: FAILED {row['key']}: {row['error']}")
@@ -353,6 +355,7 @@ def _run_ab(
     paths[1].write_text(report.ab_markdown(record))
     report.ab_plot(record, directory / "bench-ab.png")
     paths.append(directory / "bench-ab.png")
+    paths += refresh_site(directory, "bench")
     failed = [r for r in record["rows"] if "error" in r]
     for row in failed:
         print(f"normspec bench: FAILED {row['key']}: {row['error']}")

@@ -33,6 +33,7 @@ from normspec.hunt.display import Display
 from normspec.runner.engine import PROPERTIES
 from normspec.runner.files import write_all
 from normspec.runner.preflight import import_from_working_directory, validate
+from normspec.runner.site import refresh_site
 from normspec.vocabulary import NORMS
 from properties.example_database import DEFAULT_DATABASE, unreachable
 
@@ -270,6 +271,7 @@ def _run(request: HuntRequest, args: argparse.Namespace, argv: list[str], workdi
         )
     except OSError as error:
         return _usage_error(f"cannot write the catalogue to {directory}: {error}")
+    paths += refresh_site(Path(args.report_dir), "hunt")
     _print_summary(run, summary, found, paths)
     if run.stopped not in (None, "budget"):
         name = "SIGINT" if run.stopped == "interrupted" else run.stopped

@@ -1,4 +1,5 @@
-"""The command line: `normspec check` (the conformance gate) and `normspec backends`."""
+"""The command line: `normspec check` (the conformance gate), `normspec backends` and
+`normspec report` (the HTML report)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from normspec.runner.isolation import DEFAULT_TIMEOUT_S
 from normspec.runner.preflight import import_from_working_directory, property_names, validate
 from normspec.runner.progress import ProgressLine
 from normspec.runner.report import conformance_json, write_reports
+from normspec.runner.site import INDEX, SiteInputError, build_site
+from normspec.runner.site.command import add_report_parser, run_report
 from normspec.runner.stopping import Stopped
 from normspec.vocabulary import NORMS
 
@@ -44,11 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run the properties; exit 1 if any fails; write reports",
         description="Run the property suite against the chosen backends and write "
-        "conformance.md, conformance.json, conventions.md and precision.md, and the run's "
-        "timings.json and timings.md. Exit status: 0 all passed (known deviations are "
-        "strict xfails), 1 a property failed, 2 bad usage (found before anything runs) or "
-        "nothing ran (every selected cell skipped or not provided; the reports are then "
-        "left as they were), 128 + the signal when stopped by Ctrl-C, SIGTERM or SIGHUP.",
+        "conformance.md, conformance.json, conventions.md and precision.md, the run's "
+        f"timings.json and timings.md, and {INDEX}, the HTML report. Exit status: 0 all "
+        "passed (known deviations are strict xfails), 1 a property failed, 2 bad usage "
+        "(found before anything runs) or nothing ran (every selected cell skipped or not "
+        "provided; the reports are then left as they were), 128 + the signal when stopped "
+        "by Ctrl-C, SIGTERM or SIGHUP.",
     )
     check.add_argument(
         "--backend",
@@ -134,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends.set_defaults(command="backends")
     add_bench_parser(commands)
     hunt_command.add_parser(commands)
+    add_report_parser(commands)
     return parser
 
 
@@ -196,6 +201,7 @@ def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
             f"cannot write the reports to {args.report_dir}: {error}; the previous reports "
             "there are untouched"
         )
+    paths += _site(Path(args.report_dir))
     if args.junit_xml and run.junit_xml is not None:
         junit = Path(args.junit_xml)
         try:
@@ -214,6 +220,16 @@ def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _site(directory: Path) -> list[Path]:
+    """Write the HTML report of the run just recorded; a problem with it is a warning: the
+    run's verdict is in the reports already written."""
+    try:
+        return build_site(directory, new_run=True)
+    except (SiteInputError, OSError) as error:
+        print(f"normspec: {INDEX} not written: {error}", file=sys.stderr)
+        return []
 
 
 def _print_findings(results: list[dict], gone: list[dict]) -> None:
@@ -278,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.command == "hunt":
         return hunt_command.hunt(args, argv)
+    if args.command == "report":
+        return run_report(args)
     return check(args, argv)
 
 

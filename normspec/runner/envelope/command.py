@@ -38,6 +38,7 @@ from normspec.runner.envelope.records import records
 from normspec.runner.envelope.summary import line
 from normspec.runner.files import directory_problem
 from normspec.runner.preflight import adapter_problem, import_from_working_directory
+from normspec.runner.site import refresh_site
 from normspec.vocabulary import NORMS
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 128 + signal.SIGINT
@@ -190,6 +191,7 @@ def run_envelope(args: argparse.Namespace, argv: list[str]) -> int:
         paths = write_files(Path(args.report_dir), files, stale)
     except OSError as error:
         return _usage_error(f"cannot write the envelope to {args.report_dir}: {error}")
+    paths += refresh_site(Path(args.report_dir), "envelope")
     for entry in report["summary"]:
         print(line(entry))
     print(
