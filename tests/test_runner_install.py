@@ -52,3 +52,5 @@ def test_check_runs_from_the_installed_package(installed, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "r" / "conformance.json").is_file()
+    page = (tmp_path / "r" / "index.html").read_text()  # its stylesheet and script installed
+    assert "<style>" in page and "document.body.dataset.ready" in page
