@@ -16,7 +16,7 @@ from pathlib import Path
 #: The keys an entry must have, each a non-empty value.
 REQUIRED = ("backend", "norm", "property", "versions", "reason", "reproduction")
 #: The keys an entry may have.
-OPTIONAL = ("ci_reaches",)
+OPTIONAL = ("ci_reaches", "upstream")
 #: Keys that name what an entry covers: one name, or a list of them.
 LISTABLE = ("backend", "norm", "property")
 

@@ -287,3 +287,21 @@ def test_the_other_commands_leave_the_page_alone_without_a_check_before_them(tmp
 def test_a_site_input_error_is_a_value_error_naming_the_file(tmp_path):
     with pytest.raises(SiteInputError, match=re.escape(str(tmp_path / "conformance.json"))):
         build_site(tmp_path)
+
+
+def test_a_known_deviation_links_its_upstream_report_and_shows_its_reproducer():
+    from normspec.runner.site.tables import deviations
+
+    url = "https://github.com/pytorch/pytorch/issues/2"
+    entry = {
+        "backend": "torch",
+        "norm": ["layer_norm", "rms_norm"],
+        "property": "test_p",
+        "versions": "torch 2",
+        "reason": "what deviates\nand why",
+        "reproduction": "python properties/reproductions/x.py",
+        "status": "observed",
+    }
+    html = deviations([dict(entry, upstream=url), entry])
+    assert f'<a href="{url}">' in html and "not recorded" in html
+    assert html.count('<code class="reproduction">python properties/reproductions/x.py<') == 2

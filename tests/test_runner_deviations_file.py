@@ -87,6 +87,15 @@ def test_a_value_of_the_wrong_kind_is_named(tmp_path, text, says):
     assert says in _problem(_file(tmp_path, text))
 
 
+def test_an_upstream_link_is_an_optional_key_the_report_carries(tmp_path):
+    url = "https://github.com/numpy/numpy/issues/1"
+    (entry,) = load_deviations([_file(tmp_path, ENTRY + f'upstream = "{url}"\n')])
+    assert entry["upstream"] == url
+    assert "'upstream' must be a non-empty string" in _problem(
+        _file(tmp_path, ENTRY + 'upstream = ""\n')
+    )
+
+
 def test_a_missing_file_is_named(tmp_path):
     assert "does not exist" in _problem(tmp_path / "nowhere.toml")
 
