@@ -221,6 +221,18 @@ def test_the_page_says_which_cells_changed_since_the_previous_run(small_run, tmp
     assert "1 cell(s) changed since the previous run" in (tmp_path / INDEX).read_text()
 
 
+def test_the_committed_page_is_written_again_byte_for_byte_by_an_unchanged_run(small_run, tmp_path):
+    """The snapshot in reports/ (conformance.json, index.html, site-state.json) is what a
+    fresh clone starts from: rerunning the same results must leave `git status` clean."""
+    shutil.copy(small_run / "conformance.json", tmp_path)
+    build_site(tmp_path, new_run=True)
+    build_site(tmp_path, new_run=True)  # the snapshot as committed, after two runs
+    committed = {n: (tmp_path / n).read_bytes() for n in (INDEX, STATE)}
+    build_site(tmp_path, new_run=True)
+    assert {n: (tmp_path / n).read_bytes() for n in (INDEX, STATE)} == committed
+    assert b"Nothing changed since the previous run" in committed[INDEX]
+
+
 def test_a_new_run_is_compared_with_the_run_shown_before_it():
     def run(digest: str, **statuses: str) -> dict:
         return {"digest": digest, "statuses": statuses}

@@ -86,7 +86,7 @@ def test_a_read_only_report_dir_is_refused_before_the_run(tmp_path, never_runs, 
 def test_a_missing_report_dir_is_created(tmp_path, canned_run):
     assert _check(tmp_path / "new" / "reports") == 0
     assert sorted(p.name for p in (tmp_path / "new" / "reports").iterdir()) == sorted(
-        [*REPORTS, "index.html", "site-state.json"]  # the HTML report, and its history
+        [*REPORTS, "index.html", "site-state.json"]  # the HTML report and its history
     )
 
 
