@@ -317,3 +317,11 @@ def test_a_known_deviation_links_its_upstream_report_and_shows_its_reproducer():
     html = deviations([dict(entry, upstream=url), entry])
     assert f'<a href="{url}">' in html and "not recorded" in html
     assert html.count('<code class="reproduction">python properties/reproductions/x.py<') == 2
+
+
+def test_bench_hunt_and_envelope_rebuild_the_page_a_check_left(small_run, tmp_path, capsys):
+    shutil.copy(small_run / "conformance.json", tmp_path)
+    assert refresh_site(tmp_path, "envelope") == [tmp_path / INDEX]
+    (tmp_path / "envelope.json").write_text("{")
+    assert refresh_site(tmp_path, "envelope") == []  # a warning, not the command's failure
+    assert "normspec envelope: index.html not rebuilt" in capsys.readouterr().err
