@@ -266,6 +266,7 @@ def test_the_page_shows_the_envelope_the_bench_and_the_hunt_beside_the_matrix(tm
                         "failure": "forward output off by 3 bounds",
                         "reproduction": "normspec check --backend torch --norm layer_norm",
                         "upstream": "https://github.com/pytorch/pytorch/issues/1",
+                        "reproducer": "reports/hunt/reproducers/torch_layer_norm_0123.py",
                         "hits": 2,
                     }
                 ],
@@ -284,6 +285,7 @@ def test_the_page_shows_the_envelope_the_bench_and_the_hunt_beside_the_matrix(tm
     for section in ("verdict", "matrix", "precision", "conventions", "deviations"):
         assert f'<section id="{section}"' in page
     assert '<section id="hunt"' in page and "pytorch/pytorch/issues/1" in page
+    assert 'href="hunt/reproducers/torch_layer_norm_0123.py"' in page
     if (directory / "envelope.json").exists():
         assert '<section id="envelope"' in page and 'src="envelope-float32.png"' in page
     if list((directory / "bench").glob("*.json")):

@@ -8,6 +8,7 @@ bench's history is drawn here as a small SVG from the saved runs' JSON.
 from __future__ import annotations
 
 from html import escape
+from pathlib import PurePath
 
 
 def hunt(catalogue: dict | None) -> str:
@@ -40,7 +41,8 @@ def hunt(catalogue: dict | None) -> str:
             f'<p>Reproduce: <code class="reproduction">{escape(str(e.get("reproduction")))}'
             "</code></p>"
             + (
-                f'<p>Reproducer: <a href="hunt/{escape(reproducer)}">{escape(reproducer)}</a></p>'
+                f'<p>Reproducer: <a href="{escape(_beside(reproducer))}">'
+                f"<code>{escape(reproducer)}</code></a></p>"
                 if reproducer
                 else ""
             )
@@ -55,6 +57,13 @@ def hunt(catalogue: dict | None) -> str:
         "<th>property</th><th>worst error / bound</th><th>hits</th><th>failure</th>"
         f"<th>upstream</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
+
+
+def _beside(path: str) -> str:
+    """The link from index.html to a reproducer, which hunt names by its path from where it
+    ran (REPORT_DIR/hunt/reproducers/NAME.py): its last two parts, under hunt/."""
+    parts = PurePath(path).parts
+    return "/".join(("hunt", *parts[-2:]))
 
 
 def envelope(report: dict | None, pictures: tuple[str, ...]) -> str:
