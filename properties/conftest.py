@@ -37,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     options.load_profile(config)
+    options.shard_option(config)  # a malformed --shard is a usage error before any work
     names = list(dict.fromkeys(config.getoption("--backend"))) or [*BUILTIN, *CONTROLS]
     journal = config.getoption("--journal")
     config.normspec_recorder = Recorder(journal=Path(journal) if journal else None)
@@ -107,16 +108,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     chosen = config.getoption("--property")
     skip_file = config.getoption("--skip-nodeids")
     done = set(Path(skip_file).read_text().split("\n")) if skip_file else set()
-    unselected = [
+    selected = [
         i
         for i in items
-        if any(
+        if not any(
             str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
             for m in i.iter_markers("skip")
         )
-        or (chosen and i.originalname not in chosen)
-        or i.nodeid in done
+        and not (chosen and i.originalname not in chosen)
     ]
+    # one worker's share (`--shard I/N`): every N-th cell of the selection in collection order,
+    # which is the same in every part of a run, so a part restarted after a crash keeps it;
+    # neighbours (the norms of one property and backend) go to different workers
+    shard, shards = options.shard_option(config)
+    mine = {id(item) for item in selected[shard::shards]}
+    unselected = [i for i in items if id(i) not in mine or i.nodeid in done]
     if unselected:
         config.hook.pytest_deselected(items=unselected)
         items[:] = [i for i in items if i not in unselected]

@@ -10,6 +10,7 @@ Options (all optional):
     --results FILE        write the run's record (results, precision, backends) as JSON
     --journal FILE        append each event as it happens (the runner's crash isolation)
     --skip-nodeids FILE   test ids not to run (the part of the run before a crash)
+    --shard I/N           run only worker I's share of N (`normspec check --workers N`)
     --database WHERE      Hypothesis' example database for dev and hunt: a directory,
                           redis://HOST:PORT/N or none (default .normspec/examples)
 """
@@ -97,6 +98,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="a file of test ids (one a line) not to run: those a previous part of the run did",
     )
     group.addoption(
+        "--shard",
+        default="0/1",
+        help="I/N: run only the I-th of N interleaved shares of the selected cells (0-based), "
+        "one worker of `normspec check --workers N`",
+    )
+    group.addoption(
         "--database",
         default=None,
         help="Hypothesis' example database of the dev and hunt profiles, which replay the "
@@ -138,3 +145,16 @@ def load_profile(config: pytest.Config) -> None:
         )
         profile = f"{profile}-n"
     settings.load_profile(profile)
+
+
+def shard_option(config: pytest.Config) -> tuple[int, int]:
+    """--shard I/N as (I, N), 0 <= I < N."""
+    text = config.getoption("--shard")
+    index, _, count = text.partition("/")
+    try:
+        shard, shards = int(index), int(count)
+    except ValueError:
+        shard, shards = -1, 0
+    if not 0 <= shard < shards:
+        raise pytest.UsageError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
+    return shard, shards

@@ -1,6 +1,7 @@
 """A gate that survives its adapters: a backend that segfaults, one that exits, one that
 hangs and one whose import fails are each reported as failures with their reason, every
-other result of the run is kept, and the exit status is 1 (normspec/runner/isolation.py)."""
+other result of the run is kept, and the exit status is 1 (normspec/runner/isolation.py); in
+one process and in two side by side (`--workers 2`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ MISBEHAVING = {
 PROPERTIES = ("test_forward_agrees_with_the_spec", "test_output_is_invariant_to_positive_scaling")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["one worker", "two workers"])
+def run(request, tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
     reports = tmp_path_factory.mktemp("reports")
     command = [sys.executable, "-m", "normspec", "check", "--report-dir", str(reports)]
-    command += ["--timeout", "3", "--backend", "numpy"]
+    command += ["--timeout", "3", "--workers", str(request.param), "--backend", "numpy"]
     for name in MISBEHAVING:
         command += ["--backend", name]
     for name in PROPERTIES:

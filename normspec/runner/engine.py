@@ -8,15 +8,23 @@ directory `normspec check` was started in.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from normspec.runner.isolation import DEFAULT_TIMEOUT_S, Journal, junit_parts, run_isolated
+from normspec.runner.isolation import (
+    DEFAULT_TIMEOUT_S,
+    CancelledError,
+    Journal,
+    junit_parts,
+    run_isolated,
+)
 from normspec.runner.junit import PYTEST_OPTIONS as JUNIT_OPTIONS
 from normspec.runner.junit import merged_junit
 from normspec.runner.progress import Progress, ProgressFile
@@ -44,6 +52,8 @@ class CheckRequest:
     timeout_s: float | None = DEFAULT_TIMEOUT_S
     #: whether to write JUnit XML (CheckRun.junit_xml)
     junit: bool = False
+    #: how many pytest processes share the cells (each isolated as above)
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,10 @@ def run_properties(
     """Run the property suite and return what it recorded.
 
     The suite runs isolated (normspec/runner/isolation.py): a property that crashes or hangs
-    its process is recorded as failed and the rest of the suite still runs. Without
+    its process is recorded as failed and the rest of the suite still runs. With
+    `request.workers` = N > 1, N such isolated runs share the cells (`--shard I/N`: every
+    N-th cell each) side by side, and their journals are merged; Hypothesis draws each cell's
+    examples from the cell alone, so the results are those of one worker. Without
     `on_progress`, pytest's output streams through; with it, pytest's output is kept
     (CheckRun.output) and `on_progress` is called as cells finish. Each child runs in a
     process group of its own, ended with everything it started when this process is
@@ -113,55 +126,154 @@ def run_properties(
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     cwd = os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
+    workers = max(1, request.workers)
     with (
         tempfile.TemporaryDirectory(prefix="normspec-") as tmp,
         stop_signals_raise(),
         contextlib.ExitStack() as files,
     ):
-        workdir = Path(tmp)
-        progress = ProgressFile(workdir / "progress") if on_progress else None
-        output = files.enter_context((workdir / "pytest.log").open("w")) if progress else None
-        start = time.perf_counter()
-        journal, exit_code = run_isolated(
-            pytest_command(
+        workdirs = (
+            [Path(tmp)] if workers == 1 else [Path(tmp) / f"worker-{i}" for i in range(workers)]
+        )
+        for workdir in workdirs:
+            workdir.mkdir(exist_ok=True)
+        progress = Progresses([w / "progress" for w in workdirs]) if on_progress else None
+        logs = [w / "pytest.log" for w in workdirs]
+        outputs = [files.enter_context(log.open("w")) for log in logs] if progress else None
+        on_event = _throttled(progress, on_progress) if progress and on_progress else None
+
+        def part(index: int, cancel: threading.Event | None = None) -> tuple[Journal, int]:
+            workdir = workdirs[index]
+            command = pytest_command(
                 request,
                 workdir / "results.json",
-                progress_file=progress.path if progress else None,
-            ),
-            env=env,
-            cwd=cwd,
-            workdir=workdir,
-            timeout_s=request.timeout_s,
-            profile=request.profile,
-            on_event=_throttled(progress, on_progress) if progress else None,
-            output=output,
-            junit=request.junit,
-            progress_file=progress.path if progress else None,
-        )
+                progress_file=workdir / "progress" if progress else None,
+            )
+            if workers > 1:
+                command += ["--shard", f"{index}/{workers}"]
+            return run_isolated(
+                command,
+                env=env,
+                cwd=cwd,
+                workdir=workdir,
+                timeout_s=request.timeout_s,
+                profile=request.profile,
+                on_event=on_event,
+                output=outputs[index] if outputs else None,
+                junit=request.junit,
+                progress_file=workdir / "progress" if progress else None,
+                cancel=cancel,
+            )
+
+        start = time.perf_counter()
+        if workers == 1:
+            journal, exit_code = part(0)
+        else:
+            journal, exit_code = _side_by_side(part, workers)
         seconds = time.perf_counter() - start
         if progress and on_progress:
             on_progress(progress.read())
-        junit = merged_junit(junit_parts(workdir), journal.results) if request.junit else None
+        junit = None
+        if request.junit:
+            parts = [p for w in workdirs for p in junit_parts(w)]
+            junit = merged_junit(parts, journal.results)
         return CheckRun(
             record=record(request, journal),
             pytest_exit=exit_code,
             seconds=seconds,
-            output=(workdir / "pytest.log").read_text(errors="replace") if progress else None,
+            output="".join(log.read_text(errors="replace") for log in logs) if progress else None,
             junit_xml=junit,
         )
 
 
+def _side_by_side(
+    part: Callable[[int, threading.Event], tuple[Journal, int]], workers: int
+) -> tuple[Journal, int]:
+    """Run `part(i)` for every worker i in a thread of its own; merge their journals. If this
+    thread is interrupted or stopped, or a part fails, every other part is cancelled (its
+    child ended) before the exception propagates."""
+    cancel = threading.Event()
+    outcomes: list[tuple[Journal, int] | BaseException | None] = [None] * workers
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = part(index, cancel)
+        except BaseException as error:  # handed to the main thread below
+            outcomes[index] = error
+            cancel.set()
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"normspec-worker-{i}") for i in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(0.1)
+    except BaseException:
+        cancel.set()
+        for thread in threads:
+            thread.join()
+        raise
+    errors = [
+        o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, CancelledError)
+    ]
+    if errors:
+        raise errors[0]
+    journal, codes = Journal(), []
+    for journal_part, code in outcomes:  # type: ignore[misc]
+        journal.merge(journal_part)
+        codes.append(code)
+    # worker i ran cells i, i + N, i + 2N, ... of the selection: dealt back, the results are in
+    # the order one worker gives them
+    dealt = [part[0].results for part in outcomes]  # type: ignore[index]
+    journal.results = [r for round_ in itertools.zip_longest(*dealt) for r in round_ if r]
+    return journal, _combined_exit(codes)
+
+
+def _combined_exit(codes: list[int]) -> int:
+    """One pytest exit status for the parts' statuses: an error (2, 3, 4) wins, then a failure
+    (1); a part that collected nothing (5) counts only when every part did."""
+    errors = [c for c in codes if c not in (0, 1, 5)]
+    if errors:
+        return errors[0]
+    if 1 in codes:
+        return 1
+    return 5 if all(c == 5 for c in codes) else 0
+
+
+class Progresses:
+    """The progress files of a run's workers, read as one."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.files = [ProgressFile(path) for path in paths]
+
+    def read(self) -> Progress:
+        """The progress so far of every worker together; no total until each has one."""
+        parts = [f.read() for f in self.files]
+        totals = [p.total for p in parts]
+        return Progress(
+            done=sum(p.done for p in parts),
+            total=None if None in totals else sum(totals),
+            failed=sum(p.failed for p in parts),
+        )
+
+
 def _throttled(
-    progress: ProgressFile, on_progress: Callable[[Progress], None]
+    progress: Progresses, on_progress: Callable[[Progress], None]
 ) -> Callable[[dict], None]:
-    """A journal-event callback that reports progress at most every PROGRESS_POLL_S."""
+    """A journal-event callback that reports progress at most every PROGRESS_POLL_S; the
+    workers' threads call it, one at a time."""
     last = [0.0]
+    lock = threading.Lock()
 
     def on_event(event: dict) -> None:
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_POLL_S or "finished" in event:
-            last[0] = now
-            on_progress(progress.read())
+        with lock:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_POLL_S or "finished" in event:
+                last[0] = now
+                on_progress(progress.read())
 
     return on_event
 
@@ -183,7 +295,14 @@ def record(request: CheckRequest, journal: Journal) -> dict:
         "backends": journal.backends,
         "results": journal.results,
         "precision": journal.precision_rows(),
-        "conventions": journal.conventions,
+        "conventions": _in_backend_order(journal.conventions, journal.backends),
         "known_deviations": deviations.records(),
         "crashes": [c["message"] for c in journal.crashes],
     }
+
+
+def _in_backend_order(conventions: list[dict], backends: list[dict]) -> list[dict]:
+    """The observed conventions in the order of the run's backends (the order observed kept
+    within each), so that the report is the same however many workers ran it."""
+    position = {b["name"]: i for i, b in enumerate(backends)}
+    return sorted(conventions, key=lambda c: position.get(c["backend"], len(position)))

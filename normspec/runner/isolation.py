@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ from normspec.runner.stopping import end_process_group, signals_deferred
 DEFAULT_TIMEOUT_S = 600.0
 #: How often the runner looks at its child, in seconds.
 _POLL_S = 0.05
+
+
+class CancelledError(Exception):
+    """A worker's part of the run was ended because another part of the same run stopped."""
 
 
 @dataclass
@@ -69,6 +74,18 @@ class Journal:
                 self.conventions.append(event["convention"])
         elif "finished" in event:
             self.finished = event["finished"]
+
+    def merge(self, other: Journal) -> None:
+        """Take in what another worker's children journaled (`normspec check --workers`)."""
+        self.backends = self.backends or other.backends
+        self.results += other.results
+        for key, entry in other.worst.items():
+            if key not in self.worst or entry["worst"] > self.worst[key]["worst"]:
+                self.worst[key] = entry
+        self.conventions += [c for c in other.conventions if c not in self.conventions]
+        self.crashes += other.crashes
+        if other.finished is not None:
+            self.finished = (self.finished or 0) + other.finished
 
     def done(self) -> set[str]:
         """The test ids that have a result (a crash counts)."""
@@ -148,13 +165,15 @@ def run_isolated(
     output: IO | None = None,
     junit: bool = False,
     progress_file: Path | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[Journal, int]:
     """Run the suite's pytest `command` until every test has a result; return the merged
     journal and the exit status of the last child (1 if any property crashed or hung).
 
     The children write their output to `output` (None: this process's), each its JUnit XML
     (if `junit`) to a file of its own (`junit_parts`), and a cell that crashes counts as a
-    failed one in `progress_file` (normspec/runner/progress.py)."""
+    failed one in `progress_file` (normspec/runner/progress.py). When `cancel` is set (another
+    worker of the run stopped), the child is ended and CancelledError raised."""
     journal = Journal()
     skip_file = workdir / "skip-nodeids.txt"
     skip_file.write_text("")
@@ -184,6 +203,8 @@ def run_isolated(
                             on_event(event)
                     if returncode is not None:
                         break
+                    if cancel is not None and cancel.is_set():
+                        raise CancelledError
                     running = journal.running
                     if timeout_s and running and time.monotonic() - running[1] > timeout_s:
                         timed_out = timeout_s

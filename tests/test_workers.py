@@ -1,0 +1,62 @@
+"""`normspec check --workers N`: N pytest processes share the cells, and the reports are the
+ones a single process writes, byte for byte but for the command line they quote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SELECTION = ("--backend", "numpy", "--backend", "rounding", "--norm", "group_norm")
+SELECTION += ("--norm", "batch_norm")
+
+
+def check(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "normspec", "check", *SELECTION, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[int, Path]:
+    """The reports of the same selection run by one worker and by two."""
+    directories = {}
+    for workers in (1, 2):
+        directory = tmp_path_factory.mktemp(f"workers-{workers}")
+        done = check("--workers", str(workers), "--report-dir", str(directory))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        directories[workers] = directory
+    return directories
+
+
+def _without_command(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if "normspec check --backend" not in line)
+
+
+def test_two_workers_record_the_results_of_one_in_the_same_order(reports):
+    one, two = (json.loads((reports[w] / "conformance.json").read_text()) for w in (1, 2))
+    assert [(r["nodeid"], r["status"], r["examples"]) for r in one["results"]] == [
+        (r["nodeid"], r["status"], r["examples"]) for r in two["results"]
+    ]
+    assert one["summary"] == two["summary"] and one["summary"]["passed"] > 0
+    for key in ("precision", "conventions", "known_deviations", "backends"):
+        assert one[key] == two[key], key
+
+
+@pytest.mark.parametrize("report", ["conformance.md", "precision.md", "conventions.md"])
+def test_two_workers_write_the_reports_of_one(reports, report):
+    one, two = (_without_command((reports[w] / report).read_text()) for w in (1, 2))
+    assert one == two
+
+
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_a_worker_count_below_one_is_bad_usage(workers, tmp_path):
+    done = check("--workers", workers, "--report-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert f"--workers must be a positive integer (processes side by side), got {workers}" in (
+        done.stderr
+    )
+    assert not list(tmp_path.iterdir())
