@@ -182,8 +182,9 @@ class WorkerBackend(ReplicatedBackend):
 
     #: "module:Class" of the engine the worker builds: it answers `step(norm, run)`.
     engine: str
-    #: The modules the engine imports, by distribution name, for availability and version.
-    distributions: tuple[str, ...]
+    #: (module, distribution) of what the engine imports, its framework first: for
+    #: availability (found without importing it here) and the version.
+    distributions: tuple[tuple[str, str], ...]
     #: Environment variables the worker starts with (device counts, log levels).
     environment: tuple[tuple[str, str], ...] = ()
 
@@ -191,14 +192,14 @@ class WorkerBackend(ReplicatedBackend):
         self._worker = None
 
     def unavailable_reason(self) -> str | None:
-        for module in self.distributions:
+        for module, distribution in self.distributions:
             if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed"
+                return f"{module} is not installed: pip install {distribution}"
         return None
 
     def version(self) -> str:
         try:
-            first, *others = [(d, importlib.metadata.version(d)) for d in self.distributions]
+            first, *others = [(m, importlib.metadata.version(d)) for m, d in self.distributions]
         except importlib.metadata.PackageNotFoundError:
             return ""
         return first[1] + "".join(f" ({d} {v})" for d, v in others)
