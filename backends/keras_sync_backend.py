@@ -148,8 +148,8 @@ class KerasSyncEngine:
         if run.evaluate:
             y = strategy.run(lambda x: layer(x, training=False), args=(distributed(run.evaluate),))
             evaluation = tuple(self._to_first(v, dtype) for v in self._local(strategy, y))
-        means = self._local(strategy, layer.moving_mean)
-        variances = self._local(strategy, layer.moving_variance)
+        means = self._local(strategy, layer.moving_mean.value)
+        variances = self._local(strategy, layer.moving_variance.value)
         return ReplicatedResult(
             outputs=tuple(outputs),
             running_mean=tuple(np.asarray(m, dtype) for m in means),
