@@ -167,6 +167,10 @@ class FlaxSyncEngine:
         ]
         return np.stack(keep).reshape(len(sizes), size, *(1,) * (ndim - 1))
 
+    def ready(self) -> bool:
+        """The framework imported and its devices configured."""
+        return True
+
     def step(self, norm: str, run: ReplicatedRun) -> ReplicatedResult:
         """The run's synchronized steps, backward pass and evaluation."""
         first = run.shares[0] if run.shares else run.evaluate

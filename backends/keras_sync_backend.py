@@ -91,6 +91,10 @@ class KerasSyncEngine:
             layer.build((None, *shape))
         return layer, (layer.epsilon, layer.momentum)
 
+    def ready(self) -> bool:
+        """The framework imported and its devices configured."""
+        return True
+
     def step(self, norm: str, run: ReplicatedRun) -> ReplicatedResult:
         """The run's synchronized steps, backward pass and evaluation."""
         tf = self.tf

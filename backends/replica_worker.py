@@ -80,8 +80,7 @@ def serve(engine_name: str) -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the framework's prints must not corrupt the replies
     sys.stdout = sys.stderr
-    module_name, _, attr = engine_name.partition(":")
-    engine = getattr(importlib.import_module(module_name), attr)()
+    engine = None
     requests = sys.stdin.buffer
     while True:
         try:
@@ -89,6 +88,9 @@ def serve(engine_name: str) -> None:
         except EOFError:
             return
         try:
+            if engine is None:  # built on the first request, so that its failure is a reply
+                module_name, _, attr = engine_name.partition(":")
+                engine = getattr(importlib.import_module(module_name), attr)()
             reply = (True, getattr(engine, method)(*arguments))
         except (ValueError, TypeError, NotImplementedError) as error:
             reply = (False, error)  # an argument the adapter refuses: the same exception

@@ -24,6 +24,7 @@ import numpy as np
 
 from backends.framework import DEFAULT
 from backends.protocol import Backend, Gradients, NormInputs, TrainingResult, TrainingRun
+from backends.replica_worker import Worker, WorkerError
 from normspec.vocabulary import MomentumWeighs, ReplicatedResult, ReplicatedRun
 
 
@@ -190,12 +191,25 @@ class WorkerBackend(ReplicatedBackend):
 
     def __init__(self) -> None:
         self._worker = None
+        self._reason: str | None = None
+        self._asked = False
 
     def unavailable_reason(self) -> str | None:
+        """Why not, if a framework is not installed or its worker cannot start it (asked once:
+        the worker then stays up for the calls)."""
+        if self._asked:
+            return self._reason
+        self._asked = True
         for module, distribution in self.distributions:
             if importlib.util.find_spec(module) is None:
-                return f"{module} is not installed: pip install {distribution}"
-        return None
+                self._reason = f"{module} is not installed: pip install {distribution}"
+                return self._reason
+        try:
+            self._call("ready")
+        except (WorkerError, ImportError) as error:
+            last = str(error).strip().splitlines()[-1]
+            self._reason = f"its worker process cannot start the framework: {last}"
+        return self._reason
 
     def version(self) -> str:
         try:
@@ -205,10 +219,11 @@ class WorkerBackend(ReplicatedBackend):
         return first[1] + "".join(f" ({d} {v})" for d, v in others)
 
     def replicated_step(self, norm: str, run: ReplicatedRun) -> ReplicatedResult:
-        from backends.replica_worker import Worker
-
         self._check_norm(norm)
         self._require(run)
+        return self._call("step", norm, self.translate(run))
+
+    def _call(self, method: str, *arguments: object) -> object:
         if self._worker is None:
             self._worker = Worker(self.engine, dict(self.environment))
-        return self._worker.call("step", norm, self.translate(run))
+        return self._worker.call(method, *arguments)

@@ -9,7 +9,6 @@ wherever fewer than two GPUs are at hand. Its adapter is left to a machine that 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 
 from backends.protocol import Conventions
 from backends.replicated import ReplicatedBackend
@@ -32,9 +31,10 @@ class TorchSyncBackend(ReplicatedBackend):
     )
 
     def unavailable_reason(self) -> str | None:
-        if importlib.util.find_spec("torch") is None:
-            return "torch is not installed"
-        import torch
+        try:
+            import torch
+        except ImportError as error:
+            return f"torch is not installed: {error}"
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if gpus < 2:
@@ -46,7 +46,10 @@ class TorchSyncBackend(ReplicatedBackend):
         return "the torch-sync adapter is not written yet (no machine with two GPUs to check it)"
 
     def version(self) -> str:
-        return importlib.metadata.version("torch") if importlib.util.find_spec("torch") else ""
+        try:
+            return importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            return ""
 
     def replicated_step(self, norm: str, run: ReplicatedRun) -> ReplicatedResult:
         raise NotImplementedError(self.unavailable_reason())
