@@ -44,6 +44,10 @@ class FrameworkDefault:
     def __repr__(self) -> str:
         return "<the framework's default>"
 
+    def __reduce__(self) -> str:
+        # pickled by name, so that a run sent to a replica worker keeps its DEFAULTs
+        return "DEFAULT"
+
 
 DEFAULT = FrameworkDefault()
 

@@ -29,6 +29,15 @@ BUILTIN: dict[str, str] = {
     "flax": "backends.flax_backend:FlaxBackend",
     "onnxruntime": "backends.onnxruntime_backend:OnnxRuntimeBackend",
 }
+#: Replicated backends (backends/replicated.py): BatchNorm synchronized over R replicas, each
+#: framework in a worker process of its own; checked by properties/test_replicated_batch_norm.py
+#: and the conventions only.
+REPLICATED: dict[str, str] = {
+    "numpy-sync": "backends.numpy_sync_backend:NumpySyncBackend",
+    "keras-sync": "backends.keras_sync_backend:KerasSyncBackend",
+    "flax-sync": "backends.flax_sync_backend:FlaxSyncBackend",
+    "torch-sync": "backends.torch_sync_backend:TorchSyncBackend",
+}
 #: The honest controls (backends/honest_backends.py): built in, selected by name, not by
 #: default; they test normspec's own specificity, not a framework.
 CONTROLS: dict[str, str] = {
@@ -45,13 +54,15 @@ def installed() -> dict[str, str]:
     """{name: "module:attr"} of the backends installed packages register under
     ENTRY_POINT_GROUP, less those that reuse a built-in name."""
     found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return {ep.name: ep.value for ep in found if ep.name not in BUILTIN}
+    return {
+        ep.name: ep.value for ep in found if ep.name not in BUILTIN and ep.name not in REPLICATED
+    }
 
 
 def backend_names() -> list[str]:
-    """Every backend a name loads: the built-in ones, the honest controls, then the installed
-    ones by name."""
-    return [*BUILTIN, *CONTROLS, *sorted(installed())]
+    """Every backend a name loads: the built-in ones, the replicated ones, the honest controls,
+    then the installed ones by name."""
+    return [*BUILTIN, *REPLICATED, *CONTROLS, *sorted(installed())]
 
 
 class UnknownBackendError(ValueError):
@@ -66,6 +77,7 @@ def load_backend(spec: str) -> Backend:
     """
     target = (
         BUILTIN.get(spec)
+        or REPLICATED.get(spec)
         or CONTROLS.get(spec)
         or (installed().get(spec) if ":" not in spec else None)
         or spec
@@ -73,7 +85,8 @@ def load_backend(spec: str) -> Backend:
     if ":" not in target:
         plugins = ", ".join(installed()) or "none"
         raise UnknownBackendError(
-            f"unknown backend {spec!r}; built-in backends: {', '.join(BUILTIN)}; controls: "
+            f"unknown backend {spec!r}; built-in backends: {', '.join(BUILTIN)}; replicated: "
+            f"{', '.join(REPLICATED)}; controls: "
             f"{', '.join(CONTROLS)}; installed ({ENTRY_POINT_GROUP} entry points): "
             f"{plugins}; or name an external adapter as package.module:attr"
         )
@@ -81,7 +94,7 @@ def load_backend(spec: str) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if spec in BUILTIN or spec in CONTROLS:
+        if spec in BUILTIN or spec in REPLICATED or spec in CONTROLS:
             raise
         if not _names_the_module(error, module_name):
             return BrokenAdapter(spec, error)  # it exists, and needs something missing
@@ -90,7 +103,7 @@ def load_backend(spec: str) -> Backend:
             f"the path? normspec looks in the current directory, {Path.cwd()})"
         ) from error
     except Exception as error:  # the module exists and its import fails: a finding
-        if spec in BUILTIN or spec in CONTROLS:
+        if spec in BUILTIN or spec in REPLICATED or spec in CONTROLS:
             raise
         return BrokenAdapter(spec, error)
     try:
@@ -104,7 +117,9 @@ def load_backend(spec: str) -> Backend:
         raise UnknownBackendError(
             f"{spec!r} is a {type(backend).__name__}, not a backends.protocol.Backend"
         )
-    if spec not in BUILTIN and spec not in CONTROLS:  # reported under the name it was loaded by
+    if (
+        spec not in BUILTIN and spec not in REPLICATED and spec not in CONTROLS
+    ):  # reported under the name it was loaded by
         backend.name = spec
     return backend
 

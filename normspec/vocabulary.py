@@ -98,3 +98,58 @@ class TrainingResult:
     running_mean: np.ndarray
     running_var: np.ndarray
     batches_seen: int
+
+
+@dataclass(frozen=True)
+class ReplicatedRun:
+    """k synchronized training steps of BatchNorm on R replicas, each holding a share of the
+    global batch, then evaluation mode; the backward pass of the first step.
+
+    shares:   shares[t][r] is replica r's share (n_r, C, *spatial) of step t's global batch;
+              every step is split the same way, and there may be no step at all.
+    masks:    None, or masks[r], (n_r,) booleans: the samples of replica r that count (Flax's
+              `mask`); the others are in the share but take no part in the statistics.
+    grad_y:   None, or grad_y[r], the upstream gradient of replica r's output of the first step
+              (zero where the mask leaves a sample out, so that the loss is the spec's).
+    evaluate: evaluate[r], replica r's input to the layer in evaluation mode after the steps.
+    The other fields are TrainingRun's.
+    """
+
+    shares: tuple[tuple[np.ndarray, ...], ...]
+    eps: float
+    momentum: float | None
+    momentum_weighs: MomentumWeighs
+    running_var_estimator: VarianceEstimator
+    initial_mean: np.ndarray
+    initial_var: np.ndarray
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    masks: tuple[np.ndarray, ...] | None = None
+    grad_y: tuple[np.ndarray, ...] | None = None
+    evaluate: tuple[np.ndarray, ...] = ()
+
+    @property
+    def replicas(self) -> int:
+        """R, the number of replicas."""
+        return len(self.shares[0]) if self.shares else len(self.evaluate)
+
+
+@dataclass(frozen=True)
+class ReplicatedResult:
+    """What R synchronized replicas give, each array per replica where replicas hold their own.
+
+    outputs:      outputs[t][r], replica r's output of step t, shaped like its share.
+    grad_x:       grad_x[r], dL/dx of replica r's share in the first step (None without grad_y).
+    grad_weight, grad_bias: dL/dweight and dL/dbias of the first step, summed over replicas as
+                  a data-parallel optimizer receives them; None without a weight or grad_y.
+    running_mean, running_var: per replica, after the last step.
+    evaluation:   evaluation[r], the output of evaluate[r] in evaluation mode.
+    """
+
+    outputs: tuple[tuple[np.ndarray, ...], ...]
+    running_mean: tuple[np.ndarray, ...]
+    running_var: tuple[np.ndarray, ...]
+    grad_x: tuple[np.ndarray, ...] | None = None
+    grad_weight: np.ndarray | None = None
+    grad_bias: np.ndarray | None = None
+    evaluation: tuple[np.ndarray, ...] = ()

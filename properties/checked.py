@@ -21,7 +21,14 @@ import numpy as np
 from hypothesis import currently_in_test_context, reject
 
 from backends.protocol import Backend, Refused
-from normspec.vocabulary import Gradients, NormInputs, TrainingResult, TrainingRun
+from normspec.vocabulary import (
+    Gradients,
+    NormInputs,
+    ReplicatedResult,
+    ReplicatedRun,
+    TrainingResult,
+    TrainingRun,
+)
 from properties.recording import Recorder
 
 
@@ -46,6 +53,9 @@ def describe(call_input: object) -> str:
             if value is not None:
                 parts.append(f"{name}={value!r}")
         return ", ".join(parts)
+    if isinstance(call_input, ReplicatedRun):
+        sizes = [len(x) for x in (call_input.shares[0] if call_input.shares else ())]
+        return f"{call_input.replicas} replicas, shares {sizes}, steps {len(call_input.shares)}"
     if isinstance(call_input, tuple):  # train_with_defaults: the batches
         return "batches [" + ", ".join(_array(b) for b in call_input) + "]"
     return repr(call_input)
@@ -163,4 +173,26 @@ class CheckedBackend:
             self.unchecked.train_with_defaults, norm, batches, initial_mean, initial_var
         )
         check_training(result, batches)
+        return result
+
+    def replicated_step(self, norm: str, run: ReplicatedRun) -> ReplicatedResult:
+        """A replicated backend's synchronized steps: each replica's outputs, input gradient
+        and evaluation shaped like its share, in its dtype; statistics (C,)."""
+        result = self._call(self.unchecked.replicated_step, norm, run)
+        first = run.shares[0] if run.shares else run.evaluate
+        dtype, channels = first[0].dtype, (first[0].shape[1],)
+        for step, (outputs, shares) in enumerate(zip(result.outputs, run.shares, strict=True)):
+            for r, (y, x) in enumerate(zip(outputs, shares, strict=True)):
+                check_array(f"replica {r}'s output of step {step + 1}", y, x.shape, dtype)
+        for r, (y, x) in enumerate(zip(result.evaluation, run.evaluate, strict=True)):
+            check_array(f"replica {r}'s evaluation output", y, x.shape, dtype)
+        for r, (mean, var) in enumerate(zip(result.running_mean, result.running_var, strict=True)):
+            check_array(f"replica {r}'s running_mean", mean, channels, dtype)
+            check_array(f"replica {r}'s running_var", var, channels, dtype)
+        if run.grad_y is not None:
+            for r, (dx, x) in enumerate(zip(result.grad_x, run.shares[0], strict=True)):
+                check_array(f"replica {r}'s dL/dx", dx, x.shape, dtype)
+            if run.weight is not None:
+                check_array("dL/dweight summed over replicas", result.grad_weight, channels, dtype)
+                check_array("dL/dbias summed over replicas", result.grad_bias, channels, dtype)
         return result

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from backends.protocol import Backend
-from backends.registry import BUILTIN, CONTROLS, load_backend
+from backends.registry import BUILTIN, CONTROLS, REPLICATED, load_backend
 from normspec.vocabulary import NORMS
 from properties import options
 from properties.assertions import Check
@@ -38,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     options.load_profile(config)
     options.shard_option(config)  # a malformed --shard is a usage error before any work
-    names = list(dict.fromkeys(config.getoption("--backend"))) or [*BUILTIN, *CONTROLS]
+    names = list(dict.fromkeys(config.getoption("--backend"))) or [*BUILTIN, *REPLICATED, *CONTROLS]
     journal = config.getoption("--journal")
     config.normspec_recorder = Recorder(journal=Path(journal) if journal else None)
     config.normspec_backends = [
@@ -60,7 +60,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends, ids=[b.name for b in backends])
     if "backend_pair" in metafunc.fixturenames:
         # the honest controls are compared with the spec, not with the frameworks
-        subjects = [b for b in backends if b.name not in CONTROLS]
+        # the honest controls and the replicated backends are compared with the spec only
+        subjects = [
+            b for b in backends if b.name not in CONTROLS and not getattr(b, "replicated", False)
+        ]
         pairs = differential_pairs(subjects)
         metafunc.parametrize("backend_pair", pairs, ids=[pair_name(p) for p in pairs])
     if "norm" in metafunc.fixturenames:
@@ -69,6 +72,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         chosen = config.getoption("--norm")
         norms = [n for n in norms if not chosen or n in chosen]
         metafunc.parametrize("norm", norms)
+
+
+#: The property modules whose cells only replicated backends (backends/replicated.py) get.
+REPLICATED_FAMILY = ("properties.test_replicated_batch_norm",)
+#: The property modules every backend gets, replicated or not.
+SHARED_FAMILY = ("properties.test_conventions",)
 
 
 #: Up to this many backends, every pair is compared; beyond, each backend is compared with the
@@ -169,6 +178,14 @@ def _skip_what_cannot_run(request: pytest.FixtureRequest) -> None:
             pytest.skip(f"unavailable: {backend.name}: {reason}")
         if norm and norm not in backend.norms:
             pytest.skip(f"not provided: {backend.name} has no {norm}")
+        replicated = getattr(backend, "replicated", False)
+        module = request.module.__name__
+        if replicated != (module in REPLICATED_FAMILY) and module not in SHARED_FAMILY:
+            kind = "replicated" if replicated else "not replicated"
+            pytest.skip(
+                f"not provided: {backend.name} is {kind}; the replicated properties are "
+                "properties/test_replicated_batch_norm.py"
+            )
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,6 +17,7 @@ Kinds of data, chosen because each has broken a real implementation:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 from backends.protocol import Backend, NormInputs, TrainingRun
 from normspec.errors import NormParameterError
 from normspec.spec import weight_norm_g_shape
+from normspec.vocabulary import ReplicatedRun
 
 KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -533,4 +535,153 @@ def _training_cases(
         initial_mean=draw(array_recipes(channels, dtype, ("normal",))),
         initial_var=draw(array_recipes(channels, dtype, ("normal",))),
         affine=draw(st.booleans()),
+    )
+
+
+# --- replicated BatchNorm: a global batch split over R replicas --------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicatedCase:
+    """k synchronized steps on R replicas: `ReplicatedCase(...).run()` rebuilds the exact
+    `ReplicatedRun`, and `whole()` the `TrainingRun` of plain BatchNorm on the whole batch.
+
+    batches: the global batch of each step, (N, C, *spatial); `sizes` cuts each into the
+    replicas' shares (sum = N), and `masked[r]` of replica r's last samples are masked out of
+    the statistics (the whole batch is the unmasked samples, in order).
+    """
+
+    batches: tuple[ArrayRecipe, ...]
+    sizes: tuple[int, ...]
+    dtype: str
+    eps: float
+    momentum: float
+    momentum_weighs: str
+    running_var_estimator: str
+    initial_mean: ArrayRecipe
+    initial_var: ArrayRecipe
+    grad_y: ArrayRecipe
+    affine: bool = True
+    masked: tuple[int, ...] | None = None
+
+    def kept(self) -> np.ndarray:
+        """The indices, in the global batch, of the samples that count."""
+        masked = self.masked or (0,) * len(self.sizes)
+        starts = np.cumsum((0, *self.sizes[:-1]))
+        return np.concatenate(
+            [np.arange(s, s + n - m) for s, n, m in zip(starts, self.sizes, masked, strict=True)]
+        )
+
+    def _weight_bias(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if not self.affine:
+            return None, None
+        channels = (self.batches[0].shape[1],)
+        return _cast(ArrayRecipe(channels, seed=1), self.dtype), _cast(
+            ArrayRecipe(channels, seed=2), self.dtype
+        )
+
+    def upstream(self) -> np.ndarray:
+        """dL/dy of the first step's global output: zero on the masked samples, whose outputs
+        the spec's loss does not have."""
+        g = np.zeros(self.batches[0].shape)
+        kept = self.kept()
+        g[kept] = self.grad_y.build()[kept]
+        return g.astype(numpy_dtype(self.dtype))
+
+    def run(self) -> ReplicatedRun:
+        """The shares of every step, the masks, dL/dy and the evaluation input (the first
+        batch) as the replicated backend receives them."""
+        cut = lambda a: tuple(np.split(a, np.cumsum(self.sizes)[:-1], axis=0))
+        batches = [_cast(b, self.dtype) for b in self.batches]
+        weight, bias = self._weight_bias()
+        masks = None
+        if self.masked is not None:
+            masks = tuple(
+                np.arange(n) < n - m for n, m in zip(self.sizes, self.masked, strict=True)
+            )
+        return ReplicatedRun(
+            shares=tuple(cut(b) for b in batches),
+            eps=self.eps,
+            momentum=self.momentum,
+            momentum_weighs=self.momentum_weighs,
+            running_var_estimator=self.running_var_estimator,
+            initial_mean=_cast(self.initial_mean, self.dtype),
+            initial_var=_cast(self.initial_var, self.dtype, positive=True),
+            weight=weight,
+            bias=bias,
+            masks=masks,
+            grad_y=cut(self.upstream()),
+            evaluate=cut(batches[0]),
+        )
+
+    def whole(self) -> TrainingRun:
+        """Plain BatchNorm's run on the whole batch: every step's unmasked samples."""
+        run = self.run()
+        kept = self.kept()
+        weight, bias = self._weight_bias()
+        return TrainingRun(
+            batches=tuple(np.concatenate(step)[kept] for step in run.shares),
+            eps=self.eps,
+            momentum=self.momentum,
+            momentum_weighs=self.momentum_weighs,
+            running_var_estimator=self.running_var_estimator,
+            initial_mean=run.initial_mean,
+            initial_var=run.initial_var,
+            weight=weight,
+            bias=bias,
+        )
+
+
+def replicated_cases(backend: Backend, *, steps: int = 1) -> st.SearchStrategy[ReplicatedCase]:
+    """A global batch of N samples (N >= R) split over R of the backend's replica counts:
+    even, uneven, one replica with a single sample; where the backend has masks, some shares
+    partly or wholly masked out (at least two values still count per channel); and 1 to
+    `steps` training steps."""
+    if not isinstance(steps, int) or steps < 1:
+        raise NormParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    if not getattr(backend, "replicated", False):
+        raise NormParameterError(f"{backend.name} is not a replicated backend")
+    return _replicated_cases(backend, steps)
+
+
+@functools.lru_cache(maxsize=64)
+@st.composite
+def _replicated_cases(draw: st.DrawFn, backend: Backend, steps: int) -> ReplicatedCase:
+    replicas = draw(st.sampled_from(backend.replicas))
+    dtype = draw(dtypes_for(backend, "batch_norm"))
+    count = draw(st.integers(replicas, 2 * replicas + 1))
+    cuts = (
+        draw(
+            st.lists(
+                st.integers(1, count - 1), min_size=replicas - 1, max_size=replicas - 1, unique=True
+            )
+        )
+        if replicas > 1
+        else []
+    )
+    bounds = (0, *sorted(cuts), count)
+    sizes = tuple(b - a for a, b in itertools.pairwise(bounds))
+    spatial = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    shape = (count, draw(st.integers(1, 3)), *spatial)
+    masked = None
+    if backend.masks and draw(st.booleans()):
+        masked = tuple(draw(st.integers(0, n)) for n in sizes)
+        if (count - sum(masked)) * math.prod(spatial) < 2:
+            masked = None
+    k = draw(st.integers(1, steps))
+    kinds = ("normal", "large_offset", "mixed")
+    channels = (shape[1],)
+    return ReplicatedCase(
+        batches=tuple(draw(array_recipes(shape, dtype, kinds)) for _ in range(k)),
+        sizes=sizes,
+        dtype=dtype,
+        eps=draw(eps_values(1e-12)),
+        momentum=draw(momenta(False)),
+        momentum_weighs=draw(st.sampled_from(["new", "old"])),
+        running_var_estimator=draw(st.sampled_from(backend.conventions.running_var_estimators)),
+        initial_mean=draw(array_recipes(channels, dtype, ("normal",))),
+        initial_var=draw(array_recipes(channels, dtype, ("normal",))),
+        grad_y=draw(array_recipes(shape, dtype, ("normal",))),
+        affine=draw(st.booleans()),
+        masked=masked,
     )

@@ -26,6 +26,7 @@ MODULES = (
     "flax_mutants",
     "onnxruntime_mutants",
     "torch_compile_mutants",
+    "replicated_mutants",
 )
 
 
