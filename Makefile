@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 ENGINE_EXTRAS := $(if $(NO_ENGINES),,flax,onnxruntime,)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)$(if $(NO_ENGINES),-no-engines)
 REPORT_DIR ?= reports
+# pytest processes side by side in `make check` (normspec check --workers): one per core here
+WORKERS ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install check test lint clean
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The conformance gate over every built-in backend; refreshes reports/.
 check: $(STAMP)
-	$(VENV)/bin/normspec check --report-dir $(REPORT_DIR) $(ARGS)
+	$(VENV)/bin/normspec check --workers $(WORKERS) --report-dir $(REPORT_DIR) $(ARGS)
 
 # normspec's own tests (the spec, the tolerance model, the adapters, the CLI, the planted bugs).
 test: $(STAMP)

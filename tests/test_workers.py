@@ -1,5 +1,7 @@
 """`normspec check --workers N`: N pytest processes share the cells, and the reports are the
-ones a single process writes, byte for byte but for the command line they quote."""
+ones a single process writes, byte for byte but for the command line they quote. The run is
+a full one (every norm and property) of a backend with a known deviation over ten
+properties, so that it is settled over every worker's share, not per share."""
 
 from __future__ import annotations
 
@@ -11,8 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SELECTION = ("--backend", "numpy", "--backend", "rounding", "--norm", "group_norm")
-SELECTION += ("--norm", "batch_norm")
+SELECTION = ("--backend", "numpy", "--backend", "torch-channels-last")
 
 
 def check(*args: str) -> subprocess.CompletedProcess:
@@ -42,6 +43,7 @@ def test_two_workers_record_the_results_of_one_in_the_same_order(reports):
         (r["nodeid"], r["status"], r["examples"]) for r in two["results"]
     ]
     assert one["summary"] == two["summary"] and one["summary"]["passed"] > 0
+    assert one["summary"]["xfailed"] > 0  # a deviation over ten properties, observed across shares
     for key in ("precision", "conventions", "known_deviations", "backends"):
         assert one[key] == two[key], key
 
@@ -54,7 +56,7 @@ def test_two_workers_write_the_reports_of_one(reports, report):
 
 @pytest.mark.parametrize("workers", ["0", "-2"])
 def test_a_worker_count_below_one_is_bad_usage(workers, tmp_path):
-    done = check("--workers", workers, "--report-dir", str(tmp_path))
+    done = check("--workers", workers, "--norm", "layer_norm", "--report-dir", str(tmp_path))
     assert done.returncode == 2
     assert f"--workers must be a positive integer (processes side by side), got {workers}" in (
         done.stderr
