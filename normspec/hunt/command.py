@@ -95,8 +95,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="processes to hunt in (one for now: the parallel runner of `check` will serve "
-        "it; use a shared --database to hunt on several machines)",
+        help="processes to hunt in (one for now: `check --workers` shares cells between "
+        "processes, but the hunt's per-cell time slices and hang watch follow one child; "
+        "use a shared --database to hunt in several processes or on several machines)",
     )
     hunt.add_argument(
         "--database",
@@ -206,8 +207,8 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         return _usage_error(problem)
     if args.workers > 1:
         print(
-            f"normspec hunt: --workers {args.workers}: hunting in one process until the "
-            "parallel runner of `check` lands",
+            f"normspec hunt: --workers {args.workers}: hunting in one process (the hunt's time "
+            "slices follow one child); run more hunts on a shared --database to use more cores",
             file=sys.stderr,
         )
     request = HuntRequest(
