@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from normspec.runner.stopping import end_process_group, signals_deferred
+from properties.recording import read_last_call
 
 #: The default time limit of one property x norm x backend, in seconds.
 DEFAULT_TIMEOUT_S = 600.0
@@ -54,8 +55,6 @@ class Journal:
             self.backends = event["backends"]
         elif "start" in event:
             self.running = (event, time.monotonic())
-        elif "call" in event and self.running:
-            self.running[0]["last_call"] = event["call"]
         elif "result" in event:
             self.results.append(event["result"])
             self.running = None
@@ -201,6 +200,9 @@ def run_isolated(
             journal.crashes.append({"message": why_it_stopped(returncode, timed_out)})
             return journal, returncode if returncode > 0 else 1
         started, since = journal.running
+        last_call = read_last_call(path, started.get("pid"))
+        if last_call:
+            started["last_call"] = last_call
         message = why_it_stopped(returncode, timed_out)
         record = crash_record(started, message, time.monotonic() - since, profile)
         journal.results.append(record)
