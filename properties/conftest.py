@@ -22,13 +22,13 @@ from normspec.vocabulary import NORMS
 from properties import options
 from properties.assertions import Check
 from properties.checked import CheckedBackend
-from properties.profiling import Sampler, Stopwatch
 from properties.deviations import (
     KNOWN_DEVIATIONS,
     Deviations,
     DeviationsFileError,
     load_deviations,
 )
+from properties.profiling import Sampler, Stopwatch
 from properties.recording import Recorder, backend_rows, result_record, write_record
 
 

@@ -77,9 +77,7 @@ class Recorder:
         self._case = None
         if self._call_fd is not None:
             os.pwrite(self._call_fd, b"\0", 0)
-        self.event(
-            start=nodeid, backend=name, norm=norm, property=property_name, pid=os.getpid()
-        )
+        self.event(start=nodeid, backend=name, norm=norm, property=property_name, pid=os.getpid())
 
     def add(self, record: dict) -> None:
         """One result of a property x norm x backend."""

@@ -136,6 +136,16 @@ def with_group_counts(groups: tuple[tuple[Shape, ...], ...]) -> tuple[tuple[tupl
     )
 
 
+@functools.cache
+def with_min_batch(groups: tuple[tuple[Shape, ...], ...], min_batch: int, max_elements: int):
+    """The shapes of `groups` with a batch of at least `min_batch`, within the budget."""
+    raised = lambda s: (max(s[0], min_batch), *s[1:])
+    return tuple(
+        tuple(sorted({raised(s) for s in rows if math.prod(raised(s)) <= max_elements}, key=_order))
+        for rows in groups
+    )
+
+
 def divisors(channels: int) -> tuple[int, ...]:
     """The valid group counts of GroupNorm for `channels`: its divisors, smallest first."""
     if channels < 1:

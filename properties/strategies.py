@@ -5,24 +5,32 @@ strategies here decide which cases are drawn, and how they shrink.
 
 Fast by construction. Hypothesis spends about as long on each choice it makes as a small
 kernel call takes, and validates a strategy every time one is built. So every strategy is
-built once per combination of arguments (cached) and reused, and a case is drawn in a handful
-of choices: a group of shapes and a row of it (properties/shapes.py), a dtype, a row of
-values (kind, offset, scale), an eps, a row of parameters (affine or not, and their
-magnitudes) and a seed, from which NumPy builds every array of the case. Tables list their
-simplest row first, so each choice shrinks on its own toward it: shapes toward small, the
-dtype toward float64, the kind toward "normal" with offset 0 and scale 1, eps toward 1e-5,
-the parameters toward none. A property checks several cases per example (`several`), and
-Hypothesis shrinks that list to the case that fails.
+built once per combination of arguments (cached) and reused, and a case is a few choices,
+each one row of a `Table`. A property checks several cases per example (`several`): the
+dtype, eps, a row of parameters (affine or not, and their magnitudes) and a seed are drawn
+once per example, and each case draws only a shape (properties/shapes.py) and a row of values
+(kind, offset, scale). Each case's arrays are built by NumPy from a seed mixed from the
+example's and the case's own choices, so deleting one case of a list leaves every other case
+as it was. Across examples every combination is as likely as if each case drew its own. Tables
+list their simplest row first, so each choice shrinks on its own toward it: shapes toward
+small, the kind toward "normal" with offset 0 and scale 1, eps toward 1e-5, the parameters
+toward none, the dtype toward float64; and Hypothesis shrinks a failing list to the case
+that fails.
 
 The size budget bounds the elements of every drawn input: `max_size` where a strategy is
-given one, else the run's budget (`normspec check --max-elements`, `use_size_budget`).
+given one, else the run's budget (`normspec check --max-elements`, `use_size_budget`). A new
+regime of shapes or values is a new group of rows in a table: `Table` keeps every group as
+likely as another, whatever its size.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import replace
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
@@ -45,6 +53,7 @@ __all__ = [
     "KINDS",
     "ArrayRecipe",
     "Case",
+    "Table",
     "TrainingCase",
     "array_recipes",
     "cases",
@@ -78,10 +87,12 @@ SMALL_SPREADS = (1.0, 0.1, 1e-2)
 PARAMETER_VALUES = ((0.0, 1.0), (1.0, 0.1), (-2.0, 1.0), (0.5, 3.0), (5.0, 0.01), (0.0, 10.0))
 #: The momenta tried first; any other value in [0, 1] comes from a grid.
 MOMENTUM_EDGES = (0.1, 0.0, 1.0, 0.99)
-#: The seeds of the arrays of a case: the data of one case is one choice.
+#: The seed an example's cases mix their own into.
 SEEDS = st.integers(0, 2**32 - 1)
-#: The most cases one example checks (`several`): Hypothesis draws about 6 on average.
-MAX_CASES_PER_EXAMPLE = 16
+#: `several` draws up to this many lists of up to this many cases: about 15 cases per
+#: example on average (Hypothesis averages about 2.5 and 6 items for such lists), since the
+#: engine's own work per example costs as much as a few cases.
+MAX_LISTS, MAX_CASES_PER_LIST = 8, 16
 #: The size budget of a run when none is set: the small workload.
 DEFAULT_SIZE_BUDGET = 1024
 
@@ -105,14 +116,50 @@ def _bounded(max_size: int | None) -> int:
     return size_budget() if max_size is None else min(max_size, size_budget())
 
 
-# --- tables and scalar strategies -----------------------------------------------------------
+# --- tables ----------------------------------------------------------------------------------
+
+
+class Table:
+    """Rows in groups, drawn in one choice (`strategy`).
+
+    Every group is as likely as another and every row of a group as likely as another,
+    however many rows each has: the regimes of a table do not crowd each other out. The
+    index shrinks toward the first row of the first group, so a table lists its simplest
+    row first (and each group its simplest first).
+    """
+
+    def __init__(self, groups: tuple[tuple, ...]) -> None:
+        self.groups = tuple(tuple(g) for g in groups if g)
+        if not self.groups:
+            raise NormParameterError("a table needs at least one row")
+        self.width = max(len(g) for g in self.groups)
+        if len(self.groups) == 1 and self.width == 1:
+            self.strategy = st.just(self.groups[0][0])
+        else:
+            self.strategy = st.sampled_from(range(len(self.groups) * self.width)).map(self.row)
+
+    def row(self, index: int):
+        """The row that `index` draws."""
+        group, offset = divmod(index, self.width)
+        rows = self.groups[group]
+        return rows[offset * len(rows) // self.width]
 
 
 @functools.cache
-def _values_rows(kinds: tuple[str, ...]) -> tuple[tuple[str, float, float], ...]:
-    """(kind, offset, scale) for `kinds`: per kind the simplest pair first, then the pairs by
-    how far they are from it."""
-    rows = []
+def _table(groups: tuple[tuple, ...]) -> st.SearchStrategy:
+    return Table(groups).strategy
+
+
+def _one_of(values: tuple) -> st.SearchStrategy:
+    """Each of `values` as likely, shrinking toward the first."""
+    return _table((values,))
+
+
+@functools.cache
+def _values(kinds: tuple[str, ...]) -> st.SearchStrategy[tuple[str, float, float]]:
+    """(kind, offset, scale): every kind as likely; per kind the simplest pair first, then the
+    pairs by how far they are from it."""
+    groups = []
     for kind in kinds:
         if kind == "large_offset":
             pairs = [(o, s) for o in LARGE_OFFSETS for s in SMALL_SPREADS]
@@ -121,15 +168,30 @@ def _values_rows(kinds: tuple[str, ...]) -> tuple[tuple[str, float, float], ...]
                 ((o, s) for o in OFFSETS for s in SCALES),
                 key=lambda p: OFFSETS.index(p[0]) + SCALES.index(p[1]),
             )
-        rows += [(kind, o, s) for o, s in pairs]
-    return tuple(rows)
+        groups.append(tuple((kind, o, s) for o, s in pairs))
+    return _table(tuple(groups))
+
+
+@functools.cache
+def _parameters(affine: bool | None) -> st.SearchStrategy:
+    """None (no affine parameters) or ((weight offset, scale), (bias offset, scale)): None
+    first where it is allowed, as likely as all the magnitudes together."""
+    if affine is False:
+        return st.just(None)
+    pairs = tuple(
+        sorted(
+            ((w, b) for w in PARAMETER_VALUES for b in PARAMETER_VALUES),
+            key=lambda p: PARAMETER_VALUES.index(p[0]) + PARAMETER_VALUES.index(p[1]),
+        )
+    )
+    return _table((pairs,) if affine else ((None,), pairs))
 
 
 def _recipe(shape, row, seed: int, dtype: str) -> ArrayRecipe:
     """The recipe of a values row, its offset and scale clipped to what `dtype` holds."""
     kind, offset, scale = row
     offset = math.copysign(min(abs(offset), MAX_OFFSET[dtype]), offset)
-    return ArrayRecipe(tuple(shape), kind, seed, offset, min(scale, MAX_SCALE[dtype]))
+    return ArrayRecipe(tuple(shape), kind, seed % 2**32, offset, min(scale, MAX_SCALE[dtype]))
 
 
 def _check_kinds(kinds: tuple[str, ...]) -> None:
@@ -138,26 +200,29 @@ def _check_kinds(kinds: tuple[str, ...]) -> None:
         raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
 
 
+# --- scalar strategies -----------------------------------------------------------------------
+
+
 @functools.cache
 def eps_values(minimum: float = 0.0) -> st.SearchStrategy[float]:
-    """eps: the edge values (as likely as all others together), then a log-uniform grid over
+    """eps: the edge values, as likely as all others together, then a log-uniform grid over
     max(minimum, 1e-12) .. 1; shrinks to 1e-5."""
     if not 0 <= minimum <= 1:
         raise NormParameterError(f"minimum eps must be in [0, 1], got {minimum}")
-    edges = [e for e in EPS_EDGES if e >= minimum]
+    edges = tuple(e for e in EPS_EDGES if e >= minimum)
     low = math.log10(max(minimum, 1e-12))
-    grid = [float(10.0**e) for e in np.linspace(low, 0.0, 48)]
-    grid = [e for e in grid if e >= minimum]
-    return st.sampled_from(edges * max(1, len(grid) // len(edges)) + grid)
+    grid = tuple(e for e in (float(10.0**k) for k in np.linspace(low, 0.0, 48)) if e >= minimum)
+    return _table((edges, grid))
 
 
 @functools.cache
 def momenta(allow_none: bool) -> st.SearchStrategy[float | None]:
-    """momentum in [0, 1]: 0.1, the edges 0 and 1, 0.99, a grid, and None where supported
-    (as likely as a number); shrinks to 0.1."""
-    grid = [round(float(m), 6) for m in np.linspace(0.0, 1.0, 41)]
-    values = list(MOMENTUM_EDGES) * 10 + grid
-    return st.sampled_from([*values, *([None] * len(values) if allow_none else [])])
+    """momentum in [0, 1]: 0.1, the edges 0 and 1, 0.99, a grid (as likely as the edges), and
+    None where supported (as likely as a number); shrinks to 0.1."""
+    grid = tuple(round(float(m), 6) for m in np.linspace(0.0, 1.0, 41))
+    if not allow_none:
+        return _table((MOMENTUM_EDGES, grid))
+    return st.one_of(_table((MOMENTUM_EDGES, grid)), st.none())
 
 
 def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
@@ -165,12 +230,7 @@ def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
     names = tuple(d for d in DTYPES if backend.supports(norm, d))
     if not names:
         raise NormParameterError(f"{backend.name} supports no dtype for {norm}")
-    return _sampled(names)
-
-
-@functools.cache
-def _sampled(values: tuple) -> st.SearchStrategy:
-    return st.just(values[0]) if len(values) == 1 else st.sampled_from(values)
+    return _one_of(names)
 
 
 def array_recipes(
@@ -185,9 +245,23 @@ def array_recipes(
 
 @functools.lru_cache(maxsize=256)
 def _array_recipes(shape, dtype, kinds) -> st.SearchStrategy[ArrayRecipe]:
-    return st.tuples(st.sampled_from(_values_rows(kinds)), SEEDS).map(
+    return st.tuples(_values(kinds), SEEDS).map(
         lambda drawn: _recipe(shape, drawn[0], drawn[1], dtype)
     )
+
+
+@functools.cache
+def upstream_gradients() -> st.SearchStrategy[tuple[float, float]]:
+    """The (offset, scale) of an upstream gradient dL/dy of normal data, drawn before the
+    case; `upstream` makes its recipe. Its magnitudes fit every dtype."""
+    return _one_of(PARAMETER_VALUES)
+
+
+def upstream(drawn: tuple[float, float], case: Case) -> ArrayRecipe:
+    """The upstream gradient `drawn` (by `upstream_gradients`) for `case`: shaped like its
+    output, seeded from its own seed."""
+    offset, scale = drawn
+    return ArrayRecipe(case.x.shape, "normal", (case.x.seed + 7) % 2**32, offset, scale)
 
 
 @functools.cache
@@ -199,9 +273,10 @@ def channel_shapes(
     min_pooled: int = 1,
     pooled_includes_batch: bool = False,
 ) -> st.SearchStrategy[tuple[int, ...]]:
-    """(N, C, *spatial) with rank in [min_rank, 5], at most max_size elements, and at least
-    `min_pooled` values per pooled set (spatial, or batch and spatial)."""
-    return _rows(
+    """(N, C, *spatial) with rank in [min_rank, 5], each rank as likely, at most max_size
+    elements, and at least `min_pooled` values per pooled set (spatial, or batch and
+    spatial)."""
+    return _table(
         shapes.channel_shape_groups(
             min_rank,
             max_elements=max_size,
@@ -212,15 +287,9 @@ def channel_shapes(
     )
 
 
-@functools.cache
-def _rows(groups: tuple[tuple, ...]) -> st.SearchStrategy:
-    """A group, uniformly, then a row of it: each shrinks toward its first."""
-    return st.one_of(*(_sampled(rows) for rows in groups))
-
-
 def group_counts(channels: int) -> st.SearchStrategy[int]:
     """A divisor of `channels`: the valid group counts of GroupNorm."""
-    return _sampled(shapes.divisors(channels))
+    return _one_of(shapes.divisors(channels))
 
 
 def permutation(index: int, n: int) -> np.ndarray:
@@ -236,13 +305,77 @@ def permutation(index: int, n: int) -> np.ndarray:
     return np.array(order)
 
 
+# --- plans: what an example draws once, what each case draws ---------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """How cases are drawn: `shared` once per example (the dtype, the scalar parameters and a
+    seed), `each` once per case, and `build(shared, each, seed)` the case, `seed` mixed from
+    both."""
+
+    shared: st.SearchStrategy
+    each: st.SearchStrategy
+    build: Callable
+
+
+#: The plan of each strategy `cases`, `training_cases` or `training_or_evaluation` returned.
+_PLANS: dict[st.SearchStrategy, _Plan] = {}
+
+
+def _case_seed(shared: tuple, each: object, occurrence: int = 0) -> int:
+    """The seed of one case: the example's seed mixed with the case's own choices (stable
+    across processes, unlike hash()) and how many equal cases came before it."""
+    return zlib.crc32(f"{each!r}#{occurrence}".encode(), shared[-1])
+
+
+@functools.cache
+def _planned(plan: _Plan) -> st.SearchStrategy:
+    """The strategy of one case of `plan`, remembered for `several`."""
+    strategy = st.tuples(plan.shared, plan.each).map(
+        lambda drawn: plan.build(drawn[0], drawn[1], _case_seed(*drawn))
+    )
+    _PLANS[strategy] = plan
+    return strategy
+
+
+def _lists(element: st.SearchStrategy) -> st.SearchStrategy[list]:
+    """Lists of lists of `element`, flattened: shrinking deletes any element, down to one."""
+    inner = st.lists(element, min_size=1, max_size=MAX_CASES_PER_LIST)
+    return st.lists(inner, min_size=1, max_size=MAX_LISTS).map(_flattened)
+
+
+def _flattened(lists: list[list]) -> list:
+    return [item for items in lists for item in items]
+
+
 @functools.lru_cache(maxsize=512)
 def several(*strategies: st.SearchStrategy) -> st.SearchStrategy[list]:
-    """A list of 1 to MAX_CASES_PER_EXAMPLE draws: of `strategies[0]`, or of a tuple of
-    one draw of each of `strategies`. A property checks each; shrinking keeps the one that
-    fails."""
-    element = strategies[0] if len(strategies) == 1 else st.tuples(*strategies)
-    return st.lists(element, min_size=1, max_size=MAX_CASES_PER_EXAMPLE)
+    """A list of draws (about 15, at least one): of `strategies[0]`, or of a tuple of one draw
+    of each of `strategies`. A property checks each; shrinking keeps the one that fails.
+    Cases of `cases`, `training_cases` and `training_or_evaluation` share their example's
+    dtype and seed, so that each costs Hypothesis only its own few choices."""
+    first, extras = strategies[0], strategies[1:]
+    plan = _PLANS.get(first)
+    if plan is None:
+        return _lists(first if not extras else st.tuples(*strategies))
+    element = plan.each if not extras else st.tuples(plan.each, *extras)
+    return st.tuples(plan.shared, _lists(element)).map(
+        functools.partial(_assemble, plan, bool(extras))
+    )
+
+
+def _assemble(plan: _Plan, with_extras: bool, drawn: tuple) -> list:
+    shared, items = drawn
+    seen: Counter[str] = Counter()
+    result = []
+    for item in items:
+        each = item[0] if with_extras else item
+        key = repr(each)
+        case = plan.build(shared, each, _case_seed(shared, each, seen[key]))
+        seen[key] += 1
+        result.append((case, *item[1:]) if with_extras else case)
+    return result
 
 
 # --- cases ---------------------------------------------------------------------------------
@@ -281,9 +414,9 @@ def cases(
     (batch_norm, instance_norm). min_eps > 0 keeps zero-variance sets finite. dtype: one the
     backend supports for `norm`, or None to draw one, from `dtypes` if given (those of two
     backends), else from all the backend supports. max_size bounds the elements of x (the
-    run's size budget when None, and never above it); min_batch the batch size. Arguments are
-    checked here, when the strategy is built, with an error that names the argument and what
-    is allowed; the strategy is built once per combination and reused.
+    run's size budget when None, and never above it); min_batch the batch size. Arguments
+    are checked here, when the strategy is built, with an error that names the argument and
+    what is allowed; the strategy is built once per combination and reused.
     """
     if norm not in FAMILIES:
         raise NormParameterError(f"unknown norm {norm!r}; allowed: {', '.join(FAMILIES)}")
@@ -305,38 +438,39 @@ def cases(
     for name, value in (("max_size", max_size), ("min_batch", min_batch)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise NormParameterError(f"{name} must be an integer >= 1, got {value!r}")
-    return _cases(
-        norm,
-        backend,
-        affine,
-        single_instance,
-        min_eps,
-        training,
-        tuple(kinds),
-        (dtype,) if dtype else tuple(dtypes) if dtypes else None,
-        _bounded(max_size),
-        min_batch,
+    return _planned(
+        _case_plan(
+            norm,
+            backend,
+            affine,
+            single_instance,
+            min_eps,
+            training,
+            tuple(kinds),
+            (dtype,) if dtype else tuple(dtypes) if dtypes else None,
+            _bounded(max_size),
+            min_batch,
+        )
     )
 
 
 @functools.lru_cache(maxsize=512)
-def _cases(
-    norm, backend, affine, single_instance, min_eps, training, kinds, dtype, max_size, min_batch
-) -> st.SearchStrategy[Case]:
+def _case_plan(
+    norm, backend, affine, single_instance, min_eps, training, kinds, dtypes, max_size, min_batch
+) -> _Plan:
     family = FAMILIES[norm]
-    dtypes = _sampled(dtype) if dtype else dtypes_for(backend, norm)
+    dtypes = _one_of(dtypes) if dtypes else dtypes_for(backend, norm)
     if family == "weight":
-        layout = _rows(shapes.weight_shape_groups(max_elements=max_size))
-        build = functools.partial(_weight_norm_case, norm)
-        return st.tuples(layout, dtypes, _values(kinds), _parameters(True), SEEDS).map(build)
+        layout = _table(shapes.weight_shape_groups(max_elements=max_size))
+        shared = st.tuples(dtypes, _parameters(True), SEEDS)
+        each = st.tuples(layout, _values(kinds))
+        return _Plan(shared, each, functools.partial(_weight_norm_case, norm))
     if family == "trailing":
-        layout = _rows(
-            shapes.trailing_shape_groups(
-                max_elements=max_size,
-                single_row=single_instance,
-                min_leading=1 if min_batch > 1 else 0,
-                min_batch=min_batch,
-            )
+        groups = shapes.trailing_shape_groups(
+            max_elements=max_size,
+            single_row=single_instance,
+            min_leading=1 if min_batch > 1 else 0,
+            min_batch=min_batch,
         )
     else:
         groups = shapes.channel_shape_groups(
@@ -347,51 +481,32 @@ def _cases(
             pooled_includes_batch=norm == "batch_norm" and training,
         )
         if min_batch > 1:
-            groups = _with_min_batch(groups, min_batch, max_size)
-        layout = _rows(shapes.with_group_counts(groups) if norm == "group_norm" else groups)
-    running = st.just(None) if training else _parameters(True)
-    build = functools.partial(_case, norm, family)
-    return st.tuples(
-        layout, dtypes, _values(kinds), eps_values(min_eps), _parameters(affine), running, SEEDS
-    ).map(build)
-
-
-@functools.cache
-def _with_min_batch(groups: tuple, min_batch: int, max_elements: int) -> tuple:
-    """The shapes of `groups` with a batch of at least `min_batch`, within the budget."""
-    raised = lambda s: (max(s[0], min_batch), *s[1:])
-    grown = [
-        sorted({raised(s) for s in rows if math.prod(raised(s)) <= max_elements}) for rows in groups
-    ]
-    return tuple(tuple(sorted(rows, key=lambda s: (math.prod(s), s))) for rows in grown if rows)
-
-
-@functools.cache
-def _values(kinds: tuple[str, ...]) -> st.SearchStrategy[tuple[str, float, float]]:
-    return _sampled(_values_rows(kinds))
-
-
-@functools.cache
-def _parameters(affine: bool | None) -> st.SearchStrategy:
-    """None (no affine parameters) or ((weight offset, scale), (bias offset, scale)): None
-    first where it is allowed, as likely as all the magnitudes together."""
-    pairs = sorted(
-        ((w, b) for w in PARAMETER_VALUES for b in PARAMETER_VALUES),
-        key=lambda p: PARAMETER_VALUES.index(p[0]) + PARAMETER_VALUES.index(p[1]),
-    )
-    if affine is False:
-        return st.just(None)
-    return _sampled(tuple(pairs) if affine else (None,) * len(pairs) + tuple(pairs))
+            groups = shapes.with_min_batch(groups, min_batch, max_size)
+        if norm == "group_norm":
+            groups = shapes.with_group_counts(groups)
+    shared = st.tuples(dtypes, eps_values(min_eps), _parameters(affine), SEEDS)
+    drawn = [_table(groups), _values(kinds)]
+    if not training:
+        drawn.append(_parameters(True))  # the running statistics
+    return _Plan(shared, st.tuples(*drawn), functools.partial(_case, norm, family))
 
 
 @functools.lru_cache(maxsize=256)
 def training_or_evaluation(norm: str, backend: Backend, **options) -> st.SearchStrategy[Case]:
     """`cases` in training mode or, as likely, in evaluation mode (running statistics);
-    shrinks toward training mode."""
-    return st.one_of(
-        cases(norm, backend, training=True, **options),
-        cases(norm, backend, training=False, **options),
+    shrinks toward training mode. Each case of an example picks its own mode."""
+    training, evaluation = (
+        _PLANS[cases(norm, backend, training=mode, **options)] for mode in (True, False)
     )
+    each = st.one_of(
+        training.each.map(lambda e: (training, e)), evaluation.each.map(lambda e: (evaluation, e))
+    )
+    return _planned(_Plan(training.shared, each, _either))
+
+
+def _either(shared: tuple, each: tuple, seed: int) -> Case:
+    plan, drawn = each
+    return plan.build(shared, drawn, seed)
 
 
 def _without_constant_sets(row: tuple[str, float, float], eps: float) -> tuple:
@@ -406,15 +521,10 @@ def _parameter(shape, pair, seed: int, dtype: str) -> ArrayRecipe:
     return _recipe(shape, ("normal", *pair), seed, dtype)
 
 
-def _seeds(seed: int, count: int) -> list[int]:
-    """`count` seeds of the arrays of one case, from its one drawn seed."""
-    return [(seed + i) % 2**32 for i in range(count)]
-
-
-def _case(norm: str, family: str, drawn: tuple) -> Case:
-    """The case a draw of `_cases` describes."""
-    layout, dtype, row, eps, parameters, running, seed = drawn
-    x_seed, w_seed, b_seed, m_seed, v_seed = _seeds(seed, 5)
+def _case(norm: str, family: str, shared: tuple, each: tuple, seed: int) -> Case:
+    """The case that a draw of `_case_plan` describes; its arrays are seeded from `seed`."""
+    dtype, eps, parameters, _ = shared
+    layout, row, *running = each
     fields: dict = {}
     if family == "trailing":
         shape, normalized = layout
@@ -429,31 +539,31 @@ def _case(norm: str, family: str, drawn: tuple) -> Case:
                 shape, groups = (shape[0], max(shape[1], 2), *shape[2:]), 1
             fields["num_groups"] = groups
         param_shape = (shape[1],)
-    if running is not None:
+    if running:
         fields.update(
             training=False,
-            running_mean=_parameter(param_shape, running[0], m_seed, dtype),
-            running_var=_parameter(param_shape, running[1], v_seed, dtype),
+            running_mean=_parameter(param_shape, running[0][0], seed + 3, dtype),
+            running_var=_parameter(param_shape, running[0][1], seed + 4, dtype),
         )
     if parameters is not None:
-        fields["weight"] = _parameter(param_shape, parameters[0], w_seed, dtype)
+        fields["weight"] = _parameter(param_shape, parameters[0], seed + 1, dtype)
         if norm != "rms_norm":
-            fields["bias"] = _parameter(param_shape, parameters[1], b_seed, dtype)
-    x = _recipe(shape, _without_constant_sets(row, eps), x_seed, dtype)
+            fields["bias"] = _parameter(param_shape, parameters[1], seed + 2, dtype)
+    x = _recipe(shape, _without_constant_sets(row, eps), seed, dtype)
     return Case(norm=norm, x=x, dtype=dtype, eps=eps, **fields)
 
 
-def _weight_norm_case(norm: str, drawn: tuple) -> Case:
+def _weight_norm_case(norm: str, shared: tuple, each: tuple, seed: int) -> Case:
     """WeightNorm: v of rank 1 to 4, g shaped like v with the norm axes of size 1, no eps."""
-    (shape, dim), dtype, row, parameters, seed = drawn
-    x_seed, g_seed = _seeds(seed, 2)
+    dtype, parameters, _ = shared
+    (shape, dim), row = each
     return Case(
         norm=norm,
-        x=_recipe(shape, _without_constant_sets(row, 0.0), x_seed, dtype),
+        x=_recipe(shape, _without_constant_sets(row, 0.0), seed, dtype),
         dtype=dtype,
         eps=0.0,
         dim=dim,
-        weight=_parameter(weight_norm_g_shape(shape, dim), parameters[0], g_seed, dtype),
+        weight=_parameter(weight_norm_g_shape(shape, dim), parameters[0], seed + 1, dtype),
     )
 
 
@@ -480,13 +590,15 @@ def training_cases(
         raise NormParameterError(
             f"estimators must be a non-empty subset of {allowed}, got {estimators!r}"
         )
-    return _training_cases(
-        norm,
-        backend,
-        _bounded(max_size),
-        None if dtypes is None else tuple(dtypes),
-        None if estimators is None else tuple(estimators),
-        cumulative_average,
+    return _planned(
+        _training_plan(
+            norm,
+            backend,
+            _bounded(max_size),
+            None if dtypes is None else tuple(dtypes),
+            None if estimators is None else tuple(estimators),
+            cumulative_average,
+        )
     )
 
 
@@ -495,14 +607,14 @@ TRAINING_KINDS = ("normal", "large_offset", "mixed")
 
 
 @functools.lru_cache(maxsize=256)
-def _training_cases(
+def _training_plan(
     norm: str,
     backend: Backend,
     max_size: int,
     dtypes: tuple[str, ...] | None,
     estimators: tuple[str, ...] | None,
     cumulative_average: bool | None,
-) -> st.SearchStrategy[TrainingCase]:
+) -> _Plan:
     conventions = backend.conventions
     estimators = estimators or conventions.running_var_estimators
     if cumulative_average is None:
@@ -513,52 +625,36 @@ def _training_cases(
         min_pooled=2,
         pooled_includes_batch=norm == "batch_norm",
     )
-    batches = st.lists(st.tuples(_values(TRAINING_KINDS), SEEDS), min_size=1, max_size=4)
-    conventions_drawn = st.tuples(
-        momenta(cumulative_average),
-        _sampled(("new", "old")),
-        _sampled(tuple(estimators)),
-        st.booleans(),
-    )
-    return st.tuples(
-        layout,
-        _sampled(dtypes) if dtypes else dtypes_for(backend, norm),
-        batches,
+    shared = st.tuples(
+        _one_of(dtypes) if dtypes else dtypes_for(backend, norm),
         eps_values(1e-12),
-        conventions_drawn,
+        _one_of(("new", "old")),
+        _one_of(tuple(estimators)),
+        st.booleans(),
         _parameters(True),
         SEEDS,
-    ).map(functools.partial(_training_case, norm))
+    )
+    each = st.tuples(
+        layout,
+        st.lists(_values(TRAINING_KINDS), min_size=1, max_size=4),
+        momenta(cumulative_average),
+    )
+    return _Plan(shared, each, functools.partial(_training_case, norm))
 
 
-def _training_case(norm: str, drawn: tuple) -> TrainingCase:
-    shape, dtype, batches, eps, conventions, initial, seed = drawn
-    momentum, momentum_weighs, estimator, affine = conventions
-    mean_seed, var_seed = _seeds(seed, 2)
+def _training_case(norm: str, shared: tuple, each: tuple, seed: int) -> TrainingCase:
+    dtype, eps, weighs, estimator, affine, initial, _ = shared
+    shape, rows, momentum = each
     channels = (shape[1],)
     return TrainingCase(
         norm=norm,
-        batches=tuple(_recipe(shape, row, s, dtype) for row, s in batches),
+        batches=tuple(_recipe(shape, row, seed + 8 * k, dtype) for k, row in enumerate(rows)),
         dtype=dtype,
         eps=eps,
         momentum=momentum,
-        momentum_weighs=momentum_weighs,
+        momentum_weighs=weighs,
         running_var_estimator=estimator,
-        initial_mean=_parameter(channels, initial[0], mean_seed, dtype),
-        initial_var=_parameter(channels, initial[1], var_seed, dtype),
+        initial_mean=_parameter(channels, initial[0], seed + 1, dtype),
+        initial_var=_parameter(channels, initial[1], seed + 2, dtype),
         affine=affine,
     )
-
-
-@functools.cache
-def upstream_gradients() -> st.SearchStrategy[ArrayRecipe]:
-    """An upstream gradient dL/dy of normal data, drawn before the shape of the output is
-    known: shape (), to be given it with `upstream`. Its magnitudes fit every dtype."""
-    return st.tuples(_sampled(PARAMETER_VALUES), SEEDS).map(
-        lambda drawn: ArrayRecipe((), "normal", drawn[1], *drawn[0])
-    )
-
-
-def upstream(recipe: ArrayRecipe, shape: tuple[int, ...]) -> ArrayRecipe:
-    """A drawn upstream gradient (`upstream_gradients`) with the output's shape."""
-    return replace(recipe, shape=tuple(shape))

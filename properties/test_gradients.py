@@ -25,13 +25,13 @@ from properties.helpers import (
     set_size,
 )
 
-#: An upstream gradient dL/dy, given the output's shape by `_upstream`.
+#: An upstream gradient dL/dy: its magnitudes, drawn with the case (`_upstream`).
 UPSTREAM = strategies.upstream_gradients()
 
 
-def _upstream(recipe, inputs) -> np.ndarray:
-    """The upstream gradient `recipe` shaped like the output, in the input's dtype."""
-    return strategies.upstream(recipe, inputs.x.shape).build().astype(inputs.x.dtype)
+def _upstream(drawn, case, inputs) -> np.ndarray:
+    """The upstream gradient `drawn` shaped like the output, in the input's dtype."""
+    return strategies.upstream(drawn, case).build().astype(inputs.x.dtype)
 
 
 @pytest.mark.norms(*NORMS)
@@ -47,7 +47,7 @@ def test_vjp_agrees_with_the_spec(backend, norm, data, check):
         with check.case(case):
             inputs = case.inputs()
             assume_defined(norm, inputs)
-            grad_y = _upstream(recipe, inputs)
+            grad_y = _upstream(recipe, case, inputs)
             grads = backend.vjp(norm, inputs, grad_y)
             expected = reference.vjp(
                 norm, inputs, as64(grad_y), check.precision(backend, case.dtype)
@@ -83,7 +83,7 @@ def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, no
         with check.case(case):
             inputs = case.inputs()
             assume_defined(norm, replace(inputs, eps=0.0))
-            grad_y = _upstream(recipe, inputs)
+            grad_y = _upstream(recipe, case, inputs)
             dx = backend.vjp(norm, inputs, grad_y).x
             y = backend.forward(norm, inputs)
             want_dx = reference.vjp(
