@@ -4,8 +4,9 @@ A sampling profiler, so that every property is measured without a line of its ow
 millisecond of CPU time the process spends (SIGPROF, all threads counted), the stack of the
 main thread is classified by the innermost frame that belongs to a part of normspec:
 
-    drawing     the strategies and the recipes (properties/strategies.py, shapes.py,
-                recipes.py), and Hypothesis' draws under `Check.each`
+    drawing     the strategies (properties/strategies.py, shapes.py) and Hypothesis'
+                draws under `Check.each`
+    building    NumPy building the arrays of the drawn recipes (properties/recipes.py)
     spec        the oracle and the tolerance model (normspec/)
     backend     the adapter and its framework (backends/, properties/checked.py)
     comparison  the assertions (properties/assertions.py)
@@ -27,7 +28,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-PARTS = ("drawing", "spec", "backend", "comparison", "property", "journal", "engine", "other")
+PARTS = (
+    "drawing",
+    "building",
+    "spec",
+    "backend",
+    "comparison",
+    "property",
+    "journal",
+    "engine",
+    "other",
+)
 #: Seconds of CPU time between two samples.
 INTERVAL_S = 0.001
 
@@ -35,7 +46,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 _BY_FILE = {
     "properties/strategies.py": "drawing",
     "properties/shapes.py": "drawing",
-    "properties/recipes.py": "drawing",
+    "properties/recipes.py": "building",
     "properties/assertions.py": "comparison",
     "properties/checked.py": "backend",
     "properties/recording.py": "journal",

@@ -70,6 +70,7 @@ __all__ = [
     "training_or_evaluation",
     "upstream",
     "upstream_gradients",
+    "use_search",
     "use_size_budget",
 ]
 
@@ -89,14 +90,16 @@ PARAMETER_VALUES = ((0.0, 1.0), (1.0, 0.1), (-2.0, 1.0), (0.5, 3.0), (5.0, 0.01)
 MOMENTUM_EDGES = (0.1, 0.0, 1.0, 0.99)
 #: The seed an example's cases mix their own into.
 SEEDS = st.integers(0, 2**32 - 1)
-#: `several` draws up to this many lists of up to this many cases: about 15 cases per
-#: example on average (Hypothesis averages about 2.5 and 6 items for such lists), since the
-#: engine's own work per example costs as much as a few cases.
-MAX_LISTS, MAX_CASES_PER_LIST = 8, 16
+#: `several` draws up to this many lists of up to this many cases (`use_search`): the
+#: engine's own work per example costs as much as a few cases, so a long search shares it
+#: among about 27 (Hypothesis averages about 4.5 and 6 items for such lists), while `ci`
+#: keeps its examples small (about 4.5 cases) and its time as it was.
+CASES_PER_EXAMPLE = {"long": (8, 16), "short": (1, 8)}
 #: The size budget of a run when none is set: the small workload.
 DEFAULT_SIZE_BUDGET = 1024
 
 _budget = [DEFAULT_SIZE_BUDGET]
+_search = ["long"]
 
 
 def use_size_budget(max_elements: int) -> None:
@@ -105,6 +108,13 @@ def use_size_budget(max_elements: int) -> None:
     if not isinstance(max_elements, int) or max_elements < 2:
         raise NormParameterError(f"the size budget must be an integer >= 2, got {max_elements!r}")
     _budget[0] = max_elements
+
+
+def use_search(search: str) -> None:
+    """ "long" (dev, hunt) or "short" (ci) examples from now on (`CASES_PER_EXAMPLE`)."""
+    if search not in CASES_PER_EXAMPLE:
+        raise NormParameterError(f"unknown search {search!r}; allowed: {list(CASES_PER_EXAMPLE)}")
+    _search[0] = search
 
 
 def size_budget() -> int:
@@ -339,28 +349,36 @@ def _planned(plan: _Plan) -> st.SearchStrategy:
     return strategy
 
 
-def _lists(element: st.SearchStrategy) -> st.SearchStrategy[list]:
+def _lists(element: st.SearchStrategy, search: str) -> st.SearchStrategy[list]:
     """Lists of lists of `element`, flattened: shrinking deletes any element, down to one."""
-    inner = st.lists(element, min_size=1, max_size=MAX_CASES_PER_LIST)
-    return st.lists(inner, min_size=1, max_size=MAX_LISTS).map(_flattened)
+    lists, per_list = CASES_PER_EXAMPLE[search]
+    inner = st.lists(element, min_size=1, max_size=per_list)
+    if lists == 1:
+        return inner
+    return st.lists(inner, min_size=1, max_size=lists).map(_flattened)
 
 
 def _flattened(lists: list[list]) -> list:
     return [item for items in lists for item in items]
 
 
-@functools.lru_cache(maxsize=512)
 def several(*strategies: st.SearchStrategy) -> st.SearchStrategy[list]:
-    """A list of draws (about 15, at least one): of `strategies[0]`, or of a tuple of one draw
-    of each of `strategies`. A property checks each; shrinking keeps the one that fails.
-    Cases of `cases`, `training_cases` and `training_or_evaluation` share their example's
-    dtype and seed, so that each costs Hypothesis only its own few choices."""
+    """A list of draws (at least one; how many on average: `use_search`): of `strategies[0]`,
+    or of a tuple of one draw of each of `strategies`. A property checks each; shrinking keeps
+    the one that fails. Cases of `cases`, `training_cases` and `training_or_evaluation` share
+    their example's dtype, scalar parameters and seed, so that each costs Hypothesis only its
+    own few choices."""
+    return _several(strategies, _search[0])
+
+
+@functools.lru_cache(maxsize=512)
+def _several(strategies: tuple[st.SearchStrategy, ...], search: str) -> st.SearchStrategy[list]:
     first, extras = strategies[0], strategies[1:]
     plan = _PLANS.get(first)
     if plan is None:
-        return _lists(first if not extras else st.tuples(*strategies))
+        return _lists(first if not extras else st.tuples(*strategies), search)
     element = plan.each if not extras else st.tuples(plan.each, *extras)
-    return st.tuples(plan.shared, _lists(element)).map(
+    return st.tuples(plan.shared, _lists(element, search)).map(
         functools.partial(_assemble, plan, bool(extras))
     )
 

@@ -17,6 +17,8 @@ from normspec.runner.preflight import import_from_working_directory, property_na
 from normspec.runner.progress import ProgressLine
 from normspec.runner.report import conformance_json, write_reports
 from normspec.runner.stopping import Stopped
+from normspec.runner.timings import summary as throughput_summary
+from normspec.runner.timings import throughput
 from normspec.vocabulary import NORMS
 
 __all__ = ["main", "property_names"]
@@ -86,6 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="examples per property, overriding the profile",
     )
     check.add_argument(
+        "--max-elements",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the size budget: no drawn input has more than N elements (default 1024, the "
+        "small workload; lower it for a quick run, raise it to reach larger shapes)",
+    )
+    check.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the properties in N processes (pytest-xdist), each isolated: a property "
+        "that crashes or hangs its worker is reported as failed and the worker replaced "
+        "(default 1)",
+    )
+    check.add_argument(
         "--report-dir",
         default="reports",
         metavar="DIR",
@@ -147,6 +166,8 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
         properties=tuple(dict.fromkeys(args.property)),
         profile=args.profile,
         max_examples=args.max_examples,
+        max_elements=args.max_elements,
+        workers=args.workers,
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
         verbose=args.verbose,
         timeout_s=args.timeout or None,
@@ -202,6 +223,7 @@ def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
     print(
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
     )
+    print(f"normspec: {throughput_summary(throughput(run.record, run.seconds))}")
     failed = report["summary"].get("failed", 0) + len(gone)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")

@@ -37,6 +37,10 @@ class CheckRequest:
     properties: tuple[str, ...] = ()
     profile: str = "ci"
     max_examples: int | None = None
+    #: the size budget of every drawn input (None: the suite's default)
+    max_elements: int | None = None
+    #: processes running the properties (pytest-xdist above 1)
+    workers: int = 1
     known_deviations: tuple[str, ...] = ()
     verbose: bool = False
     pytest_args: tuple[str, ...] = field(default_factory=tuple)
@@ -89,6 +93,11 @@ def pytest_command(
         command += ["--known-deviations", path]
     if request.max_examples is not None:
         command += ["--max-examples", str(request.max_examples)]
+    if request.max_elements is not None:
+        command += ["--max-elements", str(request.max_elements)]
+    if request.workers > 1:
+        # a crashed worker is replaced however often: each crash is one property's finding
+        command += ["-p", "xdist", "-n", str(request.workers), "--max-worker-restart", "1000000"]
     for name in request.properties:
         command += ["--property", name]
     if request.junit:
@@ -186,4 +195,5 @@ def record(request: CheckRequest, journal: Journal) -> dict:
         "conventions": journal.conventions,
         "known_deviations": deviations.records(),
         "crashes": [c["message"] for c in journal.crashes],
+        "workers": request.workers,
     }
