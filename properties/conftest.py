@@ -12,6 +12,7 @@ fixture: its assertions, bound to what it runs and to the run's recorder.
 from __future__ import annotations
 
 import itertools
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
     options.load_profile(config)
     names = list(dict.fromkeys(config.getoption("--backend"))) or [*BUILTIN, *CONTROLS]
     journal = config.getoption("--journal")
-    config.normspec_recorder = Recorder(journal=Path(journal) if journal else None)
+    worker = getattr(config, "workerinput", {}).get("workerid")  # a pytest-xdist worker
+    config.normspec_recorder = Recorder(journal=Path(journal) if journal else None, worker=worker)
     config.normspec_backends = [
         CheckedBackend(load_backend(name), config.normspec_recorder) for name in names
     ]
@@ -192,9 +194,33 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's controller: a worker finished or died. Take what it recorded; journal a
+    death with its exit status, so that the runner fails the property it was running."""
+    config = node.config
+    shipped = getattr(node, "workeroutput", {}).get("normspec")
+    if shipped:
+        config.normspec_recorder.merge(shipped)
+        for record in shipped["results"]:
+            config.normspec_deviations.count(record)
+    if error:
+        popen = getattr(getattr(node.gateway, "_io", None), "popen", None)
+        try:
+            returncode = popen.wait(timeout=5) if popen is not None else None
+        except subprocess.TimeoutExpired:
+            returncode = None
+        config.normspec_recorder.event(
+            worker_down=node.gateway.id, error=str(error), returncode=returncode
+        )
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     config.normspec_sampler.stop()
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: its controller settles
+        config.workeroutput["normspec"] = config.normspec_recorder.shipped()
+        return
     full_run = not config.getoption("--property") and not config.getoption("--norm")
     profile = config.getoption("--profile")
     if config.normspec_deviations.settle(profile=profile, full_run=full_run):

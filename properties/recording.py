@@ -37,6 +37,8 @@ class Recorder:
     worst: dict[tuple[str, str, str, str, str], dict] = field(default_factory=dict)
     conventions: list[dict] = field(default_factory=list)
     journal: Path | None = None
+    #: the pytest-xdist worker this recorder runs in (None: the only process of the run)
+    worker: str | None = None
     _file: object = field(default=None, repr=False)
     _call_fd: int | None = field(default=None, repr=False)
     _case: object = field(default=None, repr=False)
@@ -77,7 +79,14 @@ class Recorder:
         self._case = None
         if self._call_fd is not None:
             os.pwrite(self._call_fd, b"\0", 0)
-        self.event(start=nodeid, backend=name, norm=norm, property=property_name, pid=os.getpid())
+        self.event(
+            start=nodeid,
+            backend=name,
+            norm=norm,
+            property=property_name,
+            pid=os.getpid(),
+            worker=self.worker,
+        )
 
     def add(self, record: dict) -> None:
         """One result of a property x norm x backend."""
@@ -111,6 +120,26 @@ class Recorder:
         if entry not in self.conventions:
             self.conventions.append(entry)
             self.event(convention=entry)
+
+    def merge(self, other: dict) -> None:
+        """Take what a pytest-xdist worker recorded (`shipped`), without journaling it again:
+        the worker journaled it as it happened."""
+        self.results += other["results"]
+        for key, entry in other["worst"]:
+            key = tuple(key)
+            if key not in self.worst or entry["worst"] > self.worst[key]["worst"]:
+                self.worst[key] = entry
+        for entry in other["conventions"]:
+            if entry not in self.conventions:
+                self.conventions.append(entry)
+
+    def shipped(self) -> dict:
+        """What this worker recorded, as its controller merges it."""
+        return {
+            "results": self.results,
+            "worst": [[list(k), v] for k, v in self.worst.items()],
+            "conventions": self.conventions,
+        }
 
     def precision_rows(self) -> list[dict]:
         """The precision table, one row per (property, backend, norm, dtype, quantity)."""

@@ -12,6 +12,13 @@ the signal, exit status or time limit, and the suite is started again without ev
 that already has a result and without the culprit. Every other result is kept. The time
 limit applies to each property x norm x backend separately; `normspec check --timeout`
 sets it (0 disables it).
+
+With several workers (`--workers N`, pytest-xdist), isolation is per worker: each property
+runs in one of N worker processes, which journal into the same file. A worker that dies is
+reported by pytest-xdist's controller (`worker_down`, with its exit status) and replaced; the
+property it was running is recorded as failed, and the others go on. A property past the
+time limit has its worker killed (the pid its start event gave), with the same result. Only
+if the controller itself dies is the suite started again, as above.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -46,18 +54,25 @@ class Journal:
     conventions: list[dict] = field(default_factory=list)
     crashes: list[dict] = field(default_factory=list)
     finished: int | None = None
-    #: the property started and not finished, when the child stopped: (event, start time)
-    running: tuple[dict, float] | None = None
+    #: the properties started and not finished, by the pid of their process: (event, since)
+    running: dict[int | None, tuple[dict, float]] = field(default_factory=dict)
+    #: the workers that died, by their name (`worker_down` events), not yet accounted for
+    down: list[dict] = field(default_factory=list)
 
     def read(self, event: dict) -> None:
         """Take one journaled event."""
         if "backends" in event:
             self.backends = event["backends"]
         elif "start" in event:
-            self.running = (event, time.monotonic())
+            self.running[event.get("pid")] = (event, time.monotonic())
         elif "result" in event:
             self.results.append(event["result"])
-            self.running = None
+            nodeid = event["result"].get("nodeid")
+            for pid, (started, _) in list(self.running.items()):
+                if started["start"] == nodeid:
+                    del self.running[pid]
+        elif "worker_down" in event:
+            self.down.append(event)
         elif "precision" in event:
             key = tuple(event["precision"])
             entry = self.worst.get(key)
@@ -181,10 +196,11 @@ def run_isolated(
                         journal.read(event)
                         if on_event:
                             on_event(event)
+                    crashed = partial(_crashed, journal, path, profile, progress_file, on_event)
+                    _workers_down(journal, crashed)
                     if returncode is not None:
                         break
-                    running = journal.running
-                    if timeout_s and running and time.monotonic() - running[1] > timeout_s:
+                    if timeout_s and _over_time(journal, timeout_s, crashed):
                         timed_out = timeout_s
                         _stop(process)
                         returncode = process.returncode
@@ -194,26 +210,70 @@ def run_isolated(
             with signals_deferred():
                 end_process_group(process)
             raise
-        if journal.finished is not None and journal.running is None:
+        if journal.finished is not None and not journal.running:
             return journal, 1 if journal.crashes else returncode
-        if journal.running is None:  # died outside any property: nothing to blame, stop
+        if not journal.running:  # died outside any property: nothing to blame, stop
             journal.crashes.append({"message": why_it_stopped(returncode, timed_out)})
             return journal, returncode if returncode > 0 else 1
-        started, since = journal.running
-        last_call = read_last_call(path, started.get("pid"))
-        if last_call:
-            started["last_call"] = last_call
         message = why_it_stopped(returncode, timed_out)
-        record = crash_record(started, message, time.monotonic() - since, profile)
-        journal.results.append(record)
-        journal.crashes.append(record)
-        journal.running = None
-        if progress_file is not None:
-            with progress_file.open("a") as progress:
-                progress.write("failed\n")
-        if on_event:
-            on_event({"result": record})
+        for pid in list(journal.running):
+            crashed(pid, message)
         skip_file.write_text("\n".join(sorted(journal.done())))
+
+
+def _crashed(
+    journal: Journal,
+    path: Path,
+    profile: str,
+    progress_file: Path | None,
+    on_event: Callable[[dict], None] | None,
+    pid: int | None,
+    message: str,
+) -> None:
+    """Record the property running in process `pid` as failed with `message`, naming the last
+    backend call it made."""
+    started, since = journal.running.pop(pid)
+    last_call = read_last_call(path, started.get("pid"))
+    if last_call:
+        started["last_call"] = last_call
+    record = crash_record(started, message, time.monotonic() - since, profile)
+    journal.results.append(record)
+    journal.crashes.append(record)
+    if progress_file is not None:
+        with progress_file.open("a") as progress:
+            progress.write("failed\n")
+    if on_event:
+        on_event({"result": record})
+
+
+def _workers_down(journal: Journal, crashed: Callable[[int | None, str], None]) -> None:
+    """The properties that pytest-xdist's workers were running when they died, as failed."""
+    while journal.down:
+        down = journal.down.pop(0)
+        for pid, (started, _) in list(journal.running.items()):
+            if started.get("worker") == down["worker_down"]:
+                returncode = down.get("returncode")
+                if returncode is None:
+                    message = f"crashed: the worker process died in this property ({down['error']})"
+                else:
+                    message = why_it_stopped(returncode, None)
+                crashed(pid, message)
+
+
+def _over_time(
+    journal: Journal, timeout_s: float, crashed: Callable[[int | None, str], None]
+) -> bool:
+    """Whether a property ran past the time limit in the child itself (it must be killed);
+    one that did in a pytest-xdist worker has that worker killed and is recorded here."""
+    for pid, (started, since) in list(journal.running.items()):
+        if time.monotonic() - since <= timeout_s:
+            continue
+        if started.get("worker") is None or pid is None:
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # its controller replaces it
+        crashed(pid, why_it_stopped(-signal.SIGKILL, timeout_s))
+    return False
 
 
 def junit_parts(workdir: Path) -> list[Path]:

@@ -30,8 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--progress-file")
-    if path:
-        config.pluginmanager.register(ProgressWriter(Path(path)), "normspec-progress-writer")
+    if path and not hasattr(config, "workerinput"):  # pytest-xdist's controller counts
+        writer = XdistProgressWriter if config.pluginmanager.hasplugin("xdist") else ProgressWriter
+        config.pluginmanager.register(writer(Path(path)), "normspec-progress-writer")
 
 
 class ProgressWriter:
@@ -40,9 +41,11 @@ class ProgressWriter:
     def __init__(self, path: Path) -> None:
         self.file = path.open("a", buffering=1)
         self.failed: set[str] = set()
+        self.collected = False
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.file.write(f"total {len(session.items)}\n")
+        if not session.config.getoption("numprocesses", None):
+            self.file.write(f"total {len(session.items)}\n")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:  # in setup, call or teardown: the cell failed
@@ -53,6 +56,15 @@ class ProgressWriter:
 
     def pytest_unconfigure(self) -> None:
         self.file.close()
+
+
+class XdistProgressWriter(ProgressWriter):
+    """The same, in pytest-xdist's controller, which collects no cells: its workers do."""
+
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        if not self.collected:  # every worker collects the same cells
+            self.collected = True
+            self.file.write(f"total {len(ids)}\n")
 
 
 # -- in normspec check --------------------------------------------------------------------
