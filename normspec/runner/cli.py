@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import signal
@@ -167,7 +168,7 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
         profile=args.profile,
         max_examples=args.max_examples,
         max_elements=args.max_elements,
-        workers=args.workers,
+        workers=_workers(args.workers),
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
         verbose=args.verbose,
         timeout_s=args.timeout or None,
@@ -187,6 +188,18 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
         if line:
             line.clear()
     return record_run(run, args, argv)
+
+
+def _workers(asked: int) -> int:
+    """The workers to run: as asked, or one where pytest-xdist is not installed (said so)."""
+    if asked > 1 and importlib.util.find_spec("xdist") is None:
+        print(
+            f"normspec: --workers {asked} needs pytest-xdist (pip install pytest-xdist); "
+            "running the properties in one process",
+            file=sys.stderr,
+        )
+        return 1
+    return asked
 
 
 def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
