@@ -7,9 +7,10 @@ Fast by construction. Hypothesis spends about as long on each choice it makes as
 kernel call takes, and validates a strategy every time one is built. So every strategy is
 built once per combination of arguments (cached) and reused, and a case is a few choices,
 each one row of a `Table`. A property checks several cases per example (`several`): the
-dtype, eps, a row of parameters (affine or not, and their magnitudes) and a seed are drawn
-once per example, and each case draws only a shape (properties/shapes.py) and a row of values
-(kind, offset, scale). Each case's arrays are built by NumPy from a seed mixed from the
+dtype, a row of values (kind, offset, scale), eps, a row of parameters (affine or not, and
+their magnitudes) and a seed are drawn once per example, and each case draws only its shape
+(properties/shapes.py): an example is one configuration tried on many shapes. Each case's
+arrays are built by NumPy from a seed mixed from the
 example's and the case's own choices, so deleting one case of a list leaves every other case
 as it was. Across examples every combination is as likely as if each case drew its own. Tables
 list their simplest row first, so each choice shrinks on its own toward it: shapes toward
@@ -480,8 +481,8 @@ def _case_plan(
     dtypes = _one_of(dtypes) if dtypes else dtypes_for(backend, norm)
     if family == "weight":
         layout = _table(shapes.weight_shape_groups(max_elements=max_size))
-        shared = st.tuples(dtypes, _parameters(True), SEEDS)
-        each = st.tuples(layout, _values(kinds))
+        shared = st.tuples(dtypes, _values(kinds), _parameters(True), SEEDS)
+        each = st.tuples(layout)
         return _Plan(shared, each, functools.partial(_weight_norm_case, norm))
     if family == "trailing":
         groups = shapes.trailing_shape_groups(
@@ -502,8 +503,8 @@ def _case_plan(
             groups = shapes.with_min_batch(groups, min_batch, max_size)
         if norm == "group_norm":
             groups = shapes.with_group_counts(groups)
-    shared = st.tuples(dtypes, eps_values(min_eps), _parameters(affine), SEEDS)
-    drawn = [_table(groups), _values(kinds)]
+    shared = st.tuples(dtypes, _values(kinds), eps_values(min_eps), _parameters(affine), SEEDS)
+    drawn = [_table(groups)]
     if not training:
         drawn.append(_parameters(True))  # the running statistics
     return _Plan(shared, st.tuples(*drawn), functools.partial(_case, norm, family))
@@ -541,8 +542,8 @@ def _parameter(shape, pair, seed: int, dtype: str) -> ArrayRecipe:
 
 def _case(norm: str, family: str, shared: tuple, each: tuple, seed: int) -> Case:
     """The case that a draw of `_case_plan` describes; its arrays are seeded from `seed`."""
-    dtype, eps, parameters, _ = shared
-    layout, row, *running = each
+    dtype, row, eps, parameters, _ = shared
+    layout, *running = each
     fields: dict = {}
     if family == "trailing":
         shape, normalized = layout
@@ -573,8 +574,8 @@ def _case(norm: str, family: str, shared: tuple, each: tuple, seed: int) -> Case
 
 def _weight_norm_case(norm: str, shared: tuple, each: tuple, seed: int) -> Case:
     """WeightNorm: v of rank 1 to 4, g shaped like v with the norm axes of size 1, no eps."""
-    dtype, parameters, _ = shared
-    (shape, dim), row = each
+    dtype, row, parameters, _ = shared
+    ((shape, dim),) = each
     return Case(
         norm=norm,
         x=_recipe(shape, _without_constant_sets(row, 0.0), seed, dtype),

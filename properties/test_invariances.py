@@ -13,7 +13,10 @@ from normspec.reference import Expected
 from properties import strategies
 from properties.helpers import as64, assume_defined, expected_forward
 
-SHIFTS = st.one_of(st.sampled_from([1.0, -3.0, 0.5, 100.0]), st.floats(-1e3, 1e3))
+#: Shifts: a few simple ones, as likely as a value anywhere in [-1000, 1000] (one choice).
+SHIFTS = strategies.Table(
+    ((1.0, -3.0, 0.5, 100.0), tuple(float(c) for c in np.linspace(-1e3, 1e3, 4001)))
+).strategy
 #: Powers of two, so that a * x and eps * a^2 are exact in binary floating point.
 SCALES = st.integers(-6, 6).map(lambda k: 2.0**k)
 
