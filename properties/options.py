@@ -112,7 +112,7 @@ def load_profile(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--max-elements must be >= 2, got {max_elements}")
     strategies.use_size_budget(max_elements)
     profile = config.getoption("--profile")
-    strategies.use_search("short" if profile == "ci" else "long")
+    strategies.use_search("long" if profile == "hunt" else "short")
     max_examples = config.getoption("--max-examples")
     if max_examples is not None:
         if max_examples < 1:

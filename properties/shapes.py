@@ -140,10 +140,11 @@ def with_group_counts(groups: tuple[tuple[Shape, ...], ...]) -> tuple[tuple[tupl
 def with_min_batch(groups: tuple[tuple[Shape, ...], ...], min_batch: int, max_elements: int):
     """The shapes of `groups` with a batch of at least `min_batch`, within the budget."""
     raised = lambda s: (max(s[0], min_batch), *s[1:])
-    return tuple(
-        tuple(sorted({raised(s) for s in rows if math.prod(raised(s)) <= max_elements}, key=_order))
-        for rows in groups
-    )
+    grown = {
+        i: {raised(s) for s in rows if math.prod(raised(s)) <= max_elements}
+        for i, rows in enumerate(groups)
+    }
+    return _sorted_groups(grown, max_elements, f"shape with a batch of at least {min_batch}")
 
 
 def divisors(channels: int) -> tuple[int, ...]:

@@ -92,9 +92,9 @@ MOMENTUM_EDGES = (0.1, 0.0, 1.0, 0.99)
 #: The seed an example's cases mix their own into.
 SEEDS = st.integers(0, 2**32 - 1)
 #: `several` draws up to this many lists of up to this many cases (`use_search`): the
-#: engine's own work per example costs as much as a few cases, so a long search shares it
-#: among about 27 (Hypothesis averages about 4.5 and 6 items for such lists), while `ci`
-#: keeps its examples small (about 4.5 cases) and its time as it was.
+#: engine's own work per example costs as much as a few cases, so a long search (hunt)
+#: shares it among about 27 (Hypothesis averages about 4.5 and 6 items for such lists),
+#: while ci and dev keep their examples small (about 4.5 cases) and their time as it was.
 CASES_PER_EXAMPLE = {"long": (8, 16), "short": (1, 8)}
 #: The size budget of a run when none is set: the small workload.
 DEFAULT_SIZE_BUDGET = 1024
