@@ -517,15 +517,19 @@ def training_or_evaluation(norm: str, backend: Backend, **options) -> st.SearchS
     training, evaluation = (
         _PLANS[cases(norm, backend, training=mode, **options)] for mode in (True, False)
     )
+    # the mode is named in the draw, not given as its plan: a case's seed mixes the repr of
+    # its choices, which must be the same in every process
     each = st.one_of(
-        training.each.map(lambda e: (training, e)), evaluation.each.map(lambda e: (evaluation, e))
+        training.each.map(lambda e: ("training", e)),
+        evaluation.each.map(lambda e: ("evaluation", e)),
     )
-    return _planned(_Plan(training.shared, each, _either))
+    plans = {"training": training, "evaluation": evaluation}
+    return _planned(_Plan(training.shared, each, functools.partial(_either, plans)))
 
 
-def _either(shared: tuple, each: tuple, seed: int) -> Case:
-    plan, drawn = each
-    return plan.build(shared, drawn, seed)
+def _either(plans: dict[str, _Plan], shared: tuple, each: tuple, seed: int) -> Case:
+    mode, drawn = each
+    return plans[mode].build(shared, drawn, seed)
 
 
 def _without_constant_sets(row: tuple[str, float, float], eps: float) -> tuple:

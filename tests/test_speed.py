@@ -107,3 +107,43 @@ def test_the_summary_gives_cases_per_core_per_second_and_the_shares():
         "3,000 cases, 1,500/s per core (CPU time of the properties), 2,000/s on the wall "
         "clock with 2 workers; time: drawing 20%, spec 50%, backend 30%"
     )
+
+
+DRAW = """
+from hypothesis import given, settings, strategies as st
+from backends.numpy_backend import NumpyBackend
+from properties import strategies
+
+drawn = []
+
+@settings(derandomize=True, max_examples=5, database=None)
+@given(st.data())
+def draw(data):
+    drawn.append(data.draw(strategies.several(strategies.training_or_evaluation(
+        "batch_norm", NumpyBackend()))))
+
+draw()
+print(repr(drawn))
+"""
+
+
+def test_a_derandomized_draw_gives_the_same_cases_in_every_process():
+    """A case's seed mixes the repr of its choices: nothing in it may vary between processes
+    (an object's address, a hash), or ci's reports would change on every run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", DRAW],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(root), "PYTHONHASHSEED": str(seed)},
+            check=True,
+        ).stdout
+        for seed in (1, 2)
+    ]
+    assert runs[0] == runs[1] and "Case(" in runs[0]
