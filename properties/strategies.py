@@ -1,22 +1,20 @@
 """Hypothesis strategies for normalization cases.
 
 A case is a value (properties/recipes.py): its `repr` rebuilds the exact input. The
-strategies here decide which cases are drawn, and how they shrink.
+strategies here decide which cases are drawn, and how they shrink; properties/drawing.py
+holds the machinery that makes them cheap to draw (tables in one choice, plans that draw once
+per example what its cases share).
 
-Fast by construction. Hypothesis spends about as long on each choice it makes as a small
-kernel call takes, and validates a strategy every time one is built. So every strategy is
-built once per combination of arguments (cached) and reused, and a case is a few choices,
-each one row of a `Table`. A property checks several cases per example (`several`): the
-dtype, a row of values (kind, offset, scale), eps, a row of parameters (affine or not, and
-their magnitudes) and a seed are drawn once per example, and each case draws only its shape
-(properties/shapes.py): an example is one configuration tried on many shapes. Each case's
-arrays are built by NumPy from a seed mixed from the
-example's and the case's own choices, so deleting one case of a list leaves every other case
-as it was. Across examples every combination is as likely as if each case drew its own. Tables
-list their simplest row first, so each choice shrinks on its own toward it: shapes toward
-small, the kind toward "normal" with offset 0 and scale 1, eps toward 1e-5, the parameters
-toward none, the dtype toward float64; and Hypothesis shrinks a failing list to the case
-that fails.
+Every strategy is built once per combination of arguments (cached) and reused. A property
+checks several cases per example (`several`): the dtype, a row of values (kind, offset,
+scale), eps, a row of parameters (affine or not, and their magnitudes) and a seed are drawn
+once per example, and each case draws only its shape (properties/shapes.py): an example is
+one configuration tried on many shapes. Across examples every combination is as likely as if
+each case drew its own, and NumPy builds each case's arrays from a seed mixed from the
+example's and the case's own choices. Tables list their simplest row first, so each choice
+shrinks on its own toward it: shapes toward small, the kind toward "normal" with offset 0 and
+scale 1, eps toward 1e-5, the parameters toward none, the dtype toward float64; and Hypothesis
+shrinks a failing list to the case that fails.
 
 The size budget bounds the elements of every drawn input: `max_size` where a strategy is
 given one, else the run's budget (`normspec check --max-elements`, `use_size_budget`). A new
@@ -28,10 +26,6 @@ from __future__ import annotations
 
 import functools
 import math
-import zlib
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
@@ -40,6 +34,7 @@ from backends.protocol import Backend
 from normspec.errors import NormParameterError
 from normspec.spec import weight_norm_g_shape
 from properties import shapes
+from properties.drawing import PLANS, Plan, Table, one_of, planned, several, table, use_search
 from properties.recipes import (
     DTYPES,
     KINDS,
@@ -91,16 +86,10 @@ PARAMETER_VALUES = ((0.0, 1.0), (1.0, 0.1), (-2.0, 1.0), (0.5, 3.0), (5.0, 0.01)
 MOMENTUM_EDGES = (0.1, 0.0, 1.0, 0.99)
 #: The seed an example's cases mix their own into.
 SEEDS = st.integers(0, 2**32 - 1)
-#: `several` draws up to this many lists of up to this many cases (`use_search`): the
-#: engine's own work per example costs as much as a few cases, so a long search (hunt)
-#: shares it among about 27 (Hypothesis averages about 4.5 and 6 items for such lists),
-#: while ci and dev keep their examples small (about 4.5 cases) and their time as it was.
-CASES_PER_EXAMPLE = {"long": (8, 16), "short": (1, 8)}
 #: The size budget of a run when none is set: the small workload.
 DEFAULT_SIZE_BUDGET = 1024
 
 _budget = [DEFAULT_SIZE_BUDGET]
-_search = ["long"]
 
 
 def use_size_budget(max_elements: int) -> None:
@@ -109,13 +98,6 @@ def use_size_budget(max_elements: int) -> None:
     if not isinstance(max_elements, int) or max_elements < 2:
         raise NormParameterError(f"the size budget must be an integer >= 2, got {max_elements!r}")
     _budget[0] = max_elements
-
-
-def use_search(search: str) -> None:
-    """ "long" (dev, hunt) or "short" (ci) examples from now on (`CASES_PER_EXAMPLE`)."""
-    if search not in CASES_PER_EXAMPLE:
-        raise NormParameterError(f"unknown search {search!r}; allowed: {list(CASES_PER_EXAMPLE)}")
-    _search[0] = search
 
 
 def size_budget() -> int:
@@ -127,43 +109,7 @@ def _bounded(max_size: int | None) -> int:
     return size_budget() if max_size is None else min(max_size, size_budget())
 
 
-# --- tables ----------------------------------------------------------------------------------
-
-
-class Table:
-    """Rows in groups, drawn in one choice (`strategy`).
-
-    Every group is as likely as another and every row of a group as likely as another,
-    however many rows each has: the regimes of a table do not crowd each other out. The
-    index shrinks toward the first row of the first group, so a table lists its simplest
-    row first (and each group its simplest first).
-    """
-
-    def __init__(self, groups: tuple[tuple, ...]) -> None:
-        self.groups = tuple(tuple(g) for g in groups if g)
-        if not self.groups:
-            raise NormParameterError("a table needs at least one row")
-        self.width = max(len(g) for g in self.groups)
-        if len(self.groups) == 1 and self.width == 1:
-            self.strategy = st.just(self.groups[0][0])
-        else:
-            self.strategy = st.sampled_from(range(len(self.groups) * self.width)).map(self.row)
-
-    def row(self, index: int):
-        """The row that `index` draws."""
-        group, offset = divmod(index, self.width)
-        rows = self.groups[group]
-        return rows[offset * len(rows) // self.width]
-
-
-@functools.cache
-def _table(groups: tuple[tuple, ...]) -> st.SearchStrategy:
-    return Table(groups).strategy
-
-
-def _one_of(values: tuple) -> st.SearchStrategy:
-    """Each of `values` as likely, shrinking toward the first."""
-    return _table((values,))
+# --- tables of values ------------------------------------------------------------------------
 
 
 @functools.cache
@@ -180,7 +126,7 @@ def _values(kinds: tuple[str, ...]) -> st.SearchStrategy[tuple[str, float, float
                 key=lambda p: OFFSETS.index(p[0]) + SCALES.index(p[1]),
             )
         groups.append(tuple((kind, o, s) for o, s in pairs))
-    return _table(tuple(groups))
+    return table(tuple(groups))
 
 
 @functools.cache
@@ -195,7 +141,7 @@ def _parameters(affine: bool | None) -> st.SearchStrategy:
             key=lambda p: PARAMETER_VALUES.index(p[0]) + PARAMETER_VALUES.index(p[1]),
         )
     )
-    return _table((pairs,) if affine else ((None,), pairs))
+    return table((pairs,) if affine else ((None,), pairs))
 
 
 def _recipe(shape, row, seed: int, dtype: str) -> ArrayRecipe:
@@ -223,7 +169,7 @@ def eps_values(minimum: float = 0.0) -> st.SearchStrategy[float]:
     edges = tuple(e for e in EPS_EDGES if e >= minimum)
     low = math.log10(max(minimum, 1e-12))
     grid = tuple(e for e in (float(10.0**k) for k in np.linspace(low, 0.0, 48)) if e >= minimum)
-    return _table((edges, grid))
+    return table((edges, grid))
 
 
 @functools.cache
@@ -232,8 +178,8 @@ def momenta(allow_none: bool) -> st.SearchStrategy[float | None]:
     None where supported (as likely as a number); shrinks to 0.1."""
     grid = tuple(round(float(m), 6) for m in np.linspace(0.0, 1.0, 41))
     if not allow_none:
-        return _table((MOMENTUM_EDGES, grid))
-    return st.one_of(_table((MOMENTUM_EDGES, grid)), st.none())
+        return table((MOMENTUM_EDGES, grid))
+    return st.one_of(table((MOMENTUM_EDGES, grid)), st.none())
 
 
 def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
@@ -241,7 +187,7 @@ def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
     names = tuple(d for d in DTYPES if backend.supports(norm, d))
     if not names:
         raise NormParameterError(f"{backend.name} supports no dtype for {norm}")
-    return _one_of(names)
+    return one_of(names)
 
 
 def array_recipes(
@@ -265,7 +211,7 @@ def _array_recipes(shape, dtype, kinds) -> st.SearchStrategy[ArrayRecipe]:
 def upstream_gradients() -> st.SearchStrategy[tuple[float, float]]:
     """The (offset, scale) of an upstream gradient dL/dy of normal data, drawn before the
     case; `upstream` makes its recipe. Its magnitudes fit every dtype."""
-    return _one_of(PARAMETER_VALUES)
+    return one_of(PARAMETER_VALUES)
 
 
 def upstream(drawn: tuple[float, float], case: Case) -> ArrayRecipe:
@@ -287,7 +233,7 @@ def channel_shapes(
     """(N, C, *spatial) with rank in [min_rank, 5], each rank as likely, at most max_size
     elements, and at least `min_pooled` values per pooled set (spatial, or batch and
     spatial)."""
-    return _table(
+    return table(
         shapes.channel_shape_groups(
             min_rank,
             max_elements=max_size,
@@ -300,7 +246,7 @@ def channel_shapes(
 
 def group_counts(channels: int) -> st.SearchStrategy[int]:
     """A divisor of `channels`: the valid group counts of GroupNorm."""
-    return _one_of(shapes.divisors(channels))
+    return one_of(shapes.divisors(channels))
 
 
 def permutation(index: int, n: int) -> np.ndarray:
@@ -314,87 +260,6 @@ def permutation(index: int, n: int) -> np.ndarray:
         position, index = divmod(index, math.factorial(k - 1))
         order.append(rest.pop(position))
     return np.array(order)
-
-
-# --- plans: what an example draws once, what each case draws ---------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class _Plan:
-    """How cases are drawn: `shared` once per example (the dtype, the scalar parameters and a
-    seed), `each` once per case, and `build(shared, each, seed)` the case, `seed` mixed from
-    both."""
-
-    shared: st.SearchStrategy
-    each: st.SearchStrategy
-    build: Callable
-
-
-#: The plan of each strategy `cases`, `training_cases` or `training_or_evaluation` returned.
-_PLANS: dict[st.SearchStrategy, _Plan] = {}
-
-
-def _case_seed(shared: tuple, each: object, occurrence: int = 0) -> int:
-    """The seed of one case: the example's seed mixed with the case's own choices (stable
-    across processes, unlike hash()) and how many equal cases came before it."""
-    return zlib.crc32(f"{each!r}#{occurrence}".encode(), shared[-1])
-
-
-@functools.cache
-def _planned(plan: _Plan) -> st.SearchStrategy:
-    """The strategy of one case of `plan`, remembered for `several`."""
-    strategy = st.tuples(plan.shared, plan.each).map(
-        lambda drawn: plan.build(drawn[0], drawn[1], _case_seed(*drawn))
-    )
-    _PLANS[strategy] = plan
-    return strategy
-
-
-def _lists(element: st.SearchStrategy, search: str) -> st.SearchStrategy[list]:
-    """Lists of lists of `element`, flattened: shrinking deletes any element, down to one."""
-    lists, per_list = CASES_PER_EXAMPLE[search]
-    inner = st.lists(element, min_size=1, max_size=per_list)
-    if lists == 1:
-        return inner
-    return st.lists(inner, min_size=1, max_size=lists).map(_flattened)
-
-
-def _flattened(lists: list[list]) -> list:
-    return [item for items in lists for item in items]
-
-
-def several(*strategies: st.SearchStrategy) -> st.SearchStrategy[list]:
-    """A list of draws (at least one; how many on average: `use_search`): of `strategies[0]`,
-    or of a tuple of one draw of each of `strategies`. A property checks each; shrinking keeps
-    the one that fails. Cases of `cases`, `training_cases` and `training_or_evaluation` share
-    their example's dtype, scalar parameters and seed, so that each costs Hypothesis only its
-    own few choices."""
-    return _several(strategies, _search[0])
-
-
-@functools.lru_cache(maxsize=512)
-def _several(strategies: tuple[st.SearchStrategy, ...], search: str) -> st.SearchStrategy[list]:
-    first, extras = strategies[0], strategies[1:]
-    plan = _PLANS.get(first)
-    if plan is None:
-        return _lists(first if not extras else st.tuples(*strategies), search)
-    element = plan.each if not extras else st.tuples(plan.each, *extras)
-    return st.tuples(plan.shared, _lists(element, search)).map(
-        functools.partial(_assemble, plan, bool(extras))
-    )
-
-
-def _assemble(plan: _Plan, with_extras: bool, drawn: tuple) -> list:
-    shared, items = drawn
-    seen: Counter[str] = Counter()
-    result = []
-    for item in items:
-        each = item[0] if with_extras else item
-        key = repr(each)
-        case = plan.build(shared, each, _case_seed(shared, each, seen[key]))
-        seen[key] += 1
-        result.append((case, *item[1:]) if with_extras else case)
-    return result
 
 
 # --- cases ---------------------------------------------------------------------------------
@@ -457,7 +322,7 @@ def cases(
     for name, value in (("max_size", max_size), ("min_batch", min_batch)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise NormParameterError(f"{name} must be an integer >= 1, got {value!r}")
-    return _planned(
+    return planned(
         _case_plan(
             norm,
             backend,
@@ -476,14 +341,14 @@ def cases(
 @functools.lru_cache(maxsize=512)
 def _case_plan(
     norm, backend, affine, single_instance, min_eps, training, kinds, dtypes, max_size, min_batch
-) -> _Plan:
+) -> Plan:
     family = FAMILIES[norm]
-    dtypes = _one_of(dtypes) if dtypes else dtypes_for(backend, norm)
+    dtypes = one_of(dtypes) if dtypes else dtypes_for(backend, norm)
     if family == "weight":
-        layout = _table(shapes.weight_shape_groups(max_elements=max_size))
+        layout = table(shapes.weight_shape_groups(max_elements=max_size))
         shared = st.tuples(dtypes, _values(kinds), _parameters(True), SEEDS)
         each = st.tuples(layout)
-        return _Plan(shared, each, functools.partial(_weight_norm_case, norm))
+        return Plan(shared, each, functools.partial(_weight_norm_case, norm))
     if family == "trailing":
         groups = shapes.trailing_shape_groups(
             max_elements=max_size,
@@ -504,10 +369,10 @@ def _case_plan(
         if norm == "group_norm":
             groups = shapes.with_group_counts(groups)
     shared = st.tuples(dtypes, _values(kinds), eps_values(min_eps), _parameters(affine), SEEDS)
-    drawn = [_table(groups)]
+    drawn = [table(groups)]
     if not training:
         drawn.append(_parameters(True))  # the running statistics
-    return _Plan(shared, st.tuples(*drawn), functools.partial(_case, norm, family))
+    return Plan(shared, st.tuples(*drawn), functools.partial(_case, norm, family))
 
 
 @functools.lru_cache(maxsize=256)
@@ -515,7 +380,7 @@ def training_or_evaluation(norm: str, backend: Backend, **options) -> st.SearchS
     """`cases` in training mode or, as likely, in evaluation mode (running statistics);
     shrinks toward training mode. Each case of an example picks its own mode."""
     training, evaluation = (
-        _PLANS[cases(norm, backend, training=mode, **options)] for mode in (True, False)
+        PLANS[cases(norm, backend, training=mode, **options)] for mode in (True, False)
     )
     # the mode is named in the draw, not given as its plan: a case's seed mixes the repr of
     # its choices, which must be the same in every process
@@ -524,10 +389,10 @@ def training_or_evaluation(norm: str, backend: Backend, **options) -> st.SearchS
         evaluation.each.map(lambda e: ("evaluation", e)),
     )
     plans = {"training": training, "evaluation": evaluation}
-    return _planned(_Plan(training.shared, each, functools.partial(_either, plans)))
+    return planned(Plan(training.shared, each, functools.partial(_either, plans)))
 
 
-def _either(plans: dict[str, _Plan], shared: tuple, each: tuple, seed: int) -> Case:
+def _either(plans: dict[str, Plan], shared: tuple, each: tuple, seed: int) -> Case:
     mode, drawn = each
     return plans[mode].build(shared, drawn, seed)
 
@@ -613,7 +478,7 @@ def training_cases(
         raise NormParameterError(
             f"estimators must be a non-empty subset of {allowed}, got {estimators!r}"
         )
-    return _planned(
+    return planned(
         _training_plan(
             norm,
             backend,
@@ -637,7 +502,7 @@ def _training_plan(
     dtypes: tuple[str, ...] | None,
     estimators: tuple[str, ...] | None,
     cumulative_average: bool | None,
-) -> _Plan:
+) -> Plan:
     conventions = backend.conventions
     estimators = estimators or conventions.running_var_estimators
     if cumulative_average is None:
@@ -649,10 +514,10 @@ def _training_plan(
         pooled_includes_batch=norm == "batch_norm",
     )
     shared = st.tuples(
-        _one_of(dtypes) if dtypes else dtypes_for(backend, norm),
+        one_of(dtypes) if dtypes else dtypes_for(backend, norm),
         eps_values(1e-12),
-        _one_of(("new", "old")),
-        _one_of(tuple(estimators)),
+        one_of(("new", "old")),
+        one_of(tuple(estimators)),
         st.booleans(),
         _parameters(True),
         SEEDS,
@@ -662,7 +527,7 @@ def _training_plan(
         st.lists(_values(TRAINING_KINDS), min_size=1, max_size=4),
         momenta(cumulative_average),
     )
-    return _Plan(shared, each, functools.partial(_training_case, norm))
+    return Plan(shared, each, functools.partial(_training_case, norm))
 
 
 def _training_case(norm: str, shared: tuple, each: tuple, seed: int) -> TrainingCase:

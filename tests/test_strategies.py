@@ -20,15 +20,14 @@ from normspec.errors import NormParameterError
 from normspec.tolerance import Precision
 from normspec.vocabulary import NORMS
 from properties import strategies
+from properties.drawing import PLANS, _assemble
 from properties.strategies import (
-    _PLANS,
     DEFAULT_SIZE_BUDGET,
     KINDS,
     ArrayRecipe,
     Case,
     Table,
     TrainingCase,
-    _assemble,
     array_recipes,
     cases,
     channel_shapes,
@@ -320,7 +319,7 @@ def test_deleting_a_case_of_an_example_keeps_every_other_case():
     """A case's data is seeded by its example's seed and its own choices, not by its place in
     the list: shrinking away the other cases leaves the failing one as it was."""
     strategy = cases("layer_norm", BACKEND)
-    plan = _PLANS[strategy]
+    plan = PLANS[strategy]
     shared = ("float32", ("normal", 1.0, 0.3), 1e-5, None, 1234)
     items = [(((2, 3), (3,)),), (((4, 5), (5,)),), (((2, 3), (3,)),)]
     whole = _assemble(plan, False, (shared, items))
