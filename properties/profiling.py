@@ -22,6 +22,7 @@ estimates (one sample per millisecond of CPU time); `cpu_s` of a property, measu
 
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
 import time
@@ -101,6 +102,7 @@ class Sampler:
         signal.siginterrupt(signal.SIGPROF, False)  # system calls resume after a sample
         signal.setitimer(signal.ITIMER_PROF, self.interval_s, self.interval_s)
         self._running = True
+        atexit.register(self.stop)  # a SIGPROF at interpreter exit would end the process
         return True
 
     def stop(self) -> None:

@@ -46,7 +46,8 @@ def test_cases_checked_per_cpu_second_on_the_small_workload(benchmark, backend):
     run = benchmark.pedantic(
         run_properties, args=(request, lambda progress: None), rounds=1, iterations=1
     )
-    assert run.pytest_exit == 0, run.output[-3000:]
+    # 1: the suite found something (a hunt on a framework may); the speed is what is measured
+    assert run.pytest_exit in (0, 1), run.output[-3000:]
     speed = throughput(run.record, run.seconds)
     benchmark.extra_info.update(speed)
     print(f"\n{backend}: {summary(speed)}")
