@@ -97,7 +97,8 @@ def pytest_command(
         command += ["--max-elements", str(request.max_elements)]
     if request.workers > 1:
         # a crashed worker is replaced however often: each crash is one property's finding
-        command += ["-p", "xdist", "-n", str(request.workers), "--max-worker-restart", "1000000"]
+        command += ["-p", "xdist", "-n", str(request.workers), "--dist", "worksteal"]
+        command += ["--max-worker-restart", "1000000"]
     for name in request.properties:
         command += ["--property", name]
     if request.junit:
