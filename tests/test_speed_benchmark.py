@@ -8,10 +8,17 @@ per wall second, and the time shares. Keep the records beside the layer benchmar
 
     pytest tests/test_speed_benchmark.py --benchmark-json reports/bench/normspec-speed.json
 
-and compare two with `pytest-benchmark compare`. The assertion is a floor well under the
-target of 1000 cases per second per core (issue 21; about 1,300 to 1,500 are measured on
-this 2-core machine), so that a loaded machine does not fail it and a regression of the
-suite's own cost still does.
+and compare two with `pytest-benchmark compare`.
+
+Two figures are recorded: the whole run, and the search, the cells that found nothing. A cell
+that finds a discrepancy spends the rest of its time shrinking it, which is not searching: a
+torch hunt finds some (float32 LayerNorm and GroupNorm gradients and outputs at a mean of 1e4
+to 1e5 against a spread of one ulp, float16 running variances that overflow). The frameworks
+run on one thread (OMP_NUM_THREADS=1), as each worker of a parallel run should: on small
+inputs their thread pools only spin, and that CPU time is not normspec's. The assertion is a
+floor under the target of 1000 cases per second per core (issue 21; 1,500 to 1,800 are
+measured on this 2-core machine when it is quiet), so that a loaded machine does not fail it
+and a regression of the suite's own cost still does.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ FLOOR = 700
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_cases_checked_per_cpu_second_on_the_small_workload(benchmark, backend):
+def test_cases_checked_per_cpu_second_on_the_small_workload(benchmark, backend, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     reason = load_backend(backend).unavailable_reason()
     if reason:
         pytest.skip(f"{backend}: {reason}")
@@ -49,6 +57,8 @@ def test_cases_checked_per_cpu_second_on_the_small_workload(benchmark, backend):
     # 1: the suite found something (a hunt on a framework may); the speed is what is measured
     assert run.pytest_exit in (0, 1), run.output[-3000:]
     speed = throughput(run.record, run.seconds)
-    benchmark.extra_info.update(speed)
-    print(f"\n{backend}: {summary(speed)}")
-    assert speed["cases_per_cpu_second"] >= FLOOR, summary(speed)
+    searched = [r for r in run.record["results"] if r["status"] in ("passed", "xpassed")]
+    search = throughput({"results": searched}, run.seconds)
+    benchmark.extra_info.update(speed, search=search)
+    print(f"\n{backend}: {summary(speed)}\n{backend}, the search: {summary(search)}")
+    assert search["cases_per_cpu_second"] >= FLOOR, summary(search)
