@@ -16,8 +16,9 @@ its output. The Bessel correction only enters the running statistics.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +122,34 @@ def affine_vjp(
     return grad_x_hat, grad_weight, grad_bias
 
 
+def broadcast_reshape(a: np.ndarray, shape: tuple[int, ...], view: tuple[int, ...]) -> np.ndarray:
+    """`a` broadcast to `shape`, then reshaped to `view`; an array already of `shape` is only
+    reshaped (np.broadcast_to costs more than the arithmetic on a small array)."""
+    if isinstance(a, np.ndarray) and a.shape == shape:
+        return a.reshape(view)
+    return np.broadcast_to(a, shape).reshape(view)
+
+
+def cached_sets(sets: Callable[..., PooledSets]) -> Callable[..., PooledSets]:
+    """`sets`, remembered for arguments of plain ints and tuples of them (the sets of a shape
+    never change, and building them checks every argument); other arguments (lists, NumPy
+    integers) go through uncached, so errors and types are exactly those of `sets`."""
+    remembered = functools.lru_cache(maxsize=4096)(sets)
+
+    def plain(value: object) -> bool:
+        if type(value) is tuple:
+            return all(type(v) is int for v in value)
+        return value is None or type(value) is int
+
+    @functools.wraps(sets)
+    def cached(*args, **kwargs):
+        if all(plain(a) for a in args) and all(plain(v) for v in kwargs.values()):
+            return remembered(*args, **kwargs)
+        return sets(*args, **kwargs)
+
+    return cached
+
+
 def trailing_axes(ndim: int, count: int) -> Axes:
     """The last `count` axes of a rank-ndim array."""
     return tuple(range(ndim - count, ndim))
@@ -175,7 +204,7 @@ class PooledSets:
 
     def of(self, a: np.ndarray) -> np.ndarray:
         """`a` (shaped like x, or broadcastable to it) in the view, each set S explicit."""
-        return np.broadcast_to(a, self.shape).reshape(self.view)
+        return broadcast_reshape(a, self.shape, self.view)
 
     def per_set(self, statistic: np.ndarray) -> np.ndarray:
         """A statistic kept broadcastable against the view, as one value per set."""

@@ -127,7 +127,7 @@ def standardized(
         else:
             s = tolerance.rms_scaled(view, var, sets.axes, inputs.eps, p)
         view_shape = sets.view
-    full = lambda a: np.broadcast_to(a, view_shape).reshape(x.shape)
+    full = lambda a: core.broadcast_reshape(a, view_shape, x.shape)
     return tolerance.Standardized(
         full(s.x_hat), full(s.inv_sigma), full(s.x_hat_error), full(s.sigma_rel_error)
     )

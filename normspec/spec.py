@@ -94,6 +94,7 @@ class RunningStatistics:
 # --- BatchNorm (Ioffe & Szegedy, 2015) -------------------------------------------------------
 
 
+@core.cached_sets
 def batch_norm_sets(shape: Sequence[int]) -> PooledSets:
     """S = (N, *spatial) for each channel c; weight, bias: (C,)."""
     check_channels("batch_norm", shape)
@@ -182,6 +183,7 @@ def _running(
 # --- LayerNorm (Ba, Kiros & Hinton, 2016) ----------------------------------------------------
 
 
+@core.cached_sets
 def layer_norm_sets(shape: Sequence[int], normalized_shape: Sequence[int]) -> PooledSets:
     """S = the trailing `normalized_shape` for each leading index; weight, bias:
     normalized_shape, elementwise."""
@@ -228,6 +230,7 @@ def _trailing_sets(norm: str, shape: Sequence[int], normalized_shape: Sequence[i
 # --- InstanceNorm (Ulyanov, Vedaldi & Lempitsky, 2016) ---------------------------------------
 
 
+@core.cached_sets
 def instance_norm_sets(shape: Sequence[int]) -> PooledSets:
     """S = (*spatial) for each (n, c); weight, bias: (C,)."""
     check_channels("instance_norm", shape)
@@ -258,6 +261,7 @@ def instance_norm_vjp(
 # --- GroupNorm (Wu & He, 2018) ---------------------------------------------------------------
 
 
+@core.cached_sets
 def group_norm_sets(shape: Sequence[int], num_groups: int) -> PooledSets:
     """S = (C / G, *spatial) for each (n, g): C split into num_groups contiguous groups, channel
     c in group c // (C / G); weight, bias: (C,), per channel, not per group."""
@@ -302,6 +306,7 @@ def group_norm_vjp(
 # --- RMSNorm (Zhang & Sennrich, 2019) --------------------------------------------------------
 
 
+@core.cached_sets
 def rms_norm_sets(shape: Sequence[int], normalized_shape: Sequence[int]) -> PooledSets:
     """S = the trailing `normalized_shape` for each leading index; weight: normalized_shape."""
     return _trailing_sets("rms_norm", shape, normalized_shape)
@@ -339,6 +344,7 @@ def rms_norm_vjp(
 # --- WeightNorm (Salimans & Kingma, 2016) ----------------------------------------------------
 
 
+@core.cached_sets
 def weight_norm_sets(shape: Sequence[int], dim: int | None) -> PooledSets:
     """S = every axis of v but `dim` (all axes if dim is None); g: the shape of v with the
     axes of S of size 1, so it is indexed like v."""

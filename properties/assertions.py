@@ -8,6 +8,11 @@ the precision table, and on failure names the norm, the backend, the property, t
 element, the observed and expected values, the error, the bound, the case (whose repr
 rebuilds it) and a one-line reproduction.
 
+A property checks several cases per Hypothesis example (`Check.each`, one draw of a list of
+cases), each inside `Check.case`: an `assume` or a backend's refusal there discards that case
+only, and an example whose every case was discarded is discarded as a whole, as Hypothesis
+discards one whose single case was.
+
 Comparisons are NaN-aware: a NaN or an infinity where the expected value is finite is a
 failure, and a NaN agrees with a NaN only where the spec itself is undefined (its value and
 its bound NaN, 0/0); the one infinity allowed is the one a result rounds to when its exact
@@ -16,18 +21,23 @@ value may exceed the dtype's largest finite number.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import currently_in_test_context, target
+from hypothesis import currently_in_test_context, reject, target
+from hypothesis import strategies as st
 from hypothesis.control import current_build_context
+from hypothesis.errors import UnsatisfiedAssumption
 
 from backends.protocol import Backend
 from normspec.reference import Expected
 from normspec.tolerance import LARGEST_FINITE, Precision
 from properties.recording import Recorder
+from properties.strategies import several
 
 #: hypothesis.target takes finite numbers: an infinite error / bound (a NaN where a number is
 #: expected) is targeted as this.
@@ -88,11 +98,35 @@ class Check:
     norm: str
     recorder: Recorder
     profile: str = "ci"
-    #: the distinct cases this run checked (one per Hypothesis example that got this far)
+    #: the distinct cases this run checked (each drawn case that reached a comparison)
     cases: int = 0
+    #: the drawn cases an assume() or a refusal discarded
+    discarded: int = 0
     _last_case: object = field(default=None, repr=False)
     _target_context: object = field(default=None, repr=False)
     _targets: dict[str, int] = field(default_factory=dict, repr=False)
+    _kept: int = field(default=0, repr=False)
+
+    def each(self, data: st.DataObject, *strategies: st.SearchStrategy) -> Iterator:
+        """The cases of this example: one draw of a list of cases (of tuples, one value of
+        each strategy, when given several), each to be checked inside `case`. If every one
+        is discarded, so is the example."""
+        self._kept = 0
+        yield from data.draw(several(*strategies), label="cases")
+        if not self._kept:
+            reject()
+
+    @contextlib.contextmanager
+    def case(self, case: object) -> Iterator[None]:
+        """Check `case`: an assume() or a backend's refusal inside discards this case, not
+        the other cases of its example."""
+        self.recorder.checking(case)
+        try:
+            yield
+        except UnsatisfiedAssumption:
+            self.discarded += 1
+        else:
+            self._kept += 1
 
     def precision(self, backend: Backend, dtype: str, norm: str | None = None) -> Precision:
         """`precision` for this run's norm unless another is named."""

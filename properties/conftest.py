@@ -28,6 +28,7 @@ from properties.deviations import (
     DeviationsFileError,
     load_deviations,
 )
+from properties.profiling import Sampler, Stopwatch
 from properties.recording import Recorder, backend_rows, result_record, write_record
 
 
@@ -51,6 +52,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except DeviationsFileError as error:
         raise pytest.UsageError(str(error)) from None
     config.addinivalue_line("markers", "norms(*names): the norms a property applies to")
+    config.normspec_sampler = Sampler()
+    config.normspec_stopwatch = Stopwatch(config.normspec_sampler)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.normspec_sampler.start()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -193,6 +200,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     found = subject(item)
     if found is not None:
         item.config.normspec_recorder.start(item.nodeid, found, item.originalname)
+        item.config.normspec_stopwatch.begin()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -205,6 +213,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         check = getattr(item, "funcargs", {}).get("check")
         record = result_record(item, report, call, found, check.cases if check else 0)
+        record.update(item.config.normspec_stopwatch.end())
         if hasattr(item, "normspec_deviation"):
             record["known_deviation"] = item.normspec_deviation
         item.config.normspec_recorder.add(record)
@@ -223,6 +232,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    config.normspec_sampler.stop()
     # one worker's share is never the full run: `normspec check` settles over every share
     full_run = not config.getoption("--property") and not config.getoption("--norm")
     full_run = full_run and options.shard_option(config)[1] == 1

@@ -6,6 +6,7 @@ Options (all optional):
     --property NAME       restrict to these property functions (repeatable; default: all)
     --profile NAME        ci (derandomized, fast), dev, or hunt (long searches)
     --max-examples N      override the profile's number of examples per property
+    --max-elements N      the size budget: no drawn input has more elements (default 1024)
     --known-deviations F  an extra TOML file of known deviations (strict xfails)
     --results FILE        write the run's record (results, precision, backends) as JSON
     --journal FILE        append each event as it happens (the runner's crash isolation)
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from backends.registry import BUILTIN
 from normspec.vocabulary import NORMS
+from properties import strategies
 
 PROFILES = ("ci", "dev", "hunt")
 _QUIET = [
@@ -81,6 +83,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="examples per property (overrides the profile)",
     )
     group.addoption(
+        "--max-elements",
+        type=int,
+        default=strategies.DEFAULT_SIZE_BUDGET,
+        help="the size budget: the most elements of any drawn input "
+        f"(default {strategies.DEFAULT_SIZE_BUDGET})",
+    )
+    group.addoption(
         "--known-deviations",
         action="append",
         default=[],
@@ -113,8 +122,14 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def load_profile(config: pytest.Config) -> None:
-    """Load the chosen Hypothesis profile, with --max-examples and --database applied."""
+    """Load the chosen Hypothesis profile, with --max-examples and --database applied, and the
+    size budget."""
+    max_elements = config.getoption("--max-elements")
+    if max_elements < 2:
+        raise pytest.UsageError(f"--max-elements must be >= 2, got {max_elements}")
+    strategies.use_size_budget(max_elements)
     profile = config.getoption("--profile")
+    strategies.use_search({"hunt": "long", "dev": "short"}.get(profile, "single"))
     max_examples = config.getoption("--max-examples")
     database = config.getoption("--database")
     if profile != "ci":  # derandomized runs keep no database: each one is the same

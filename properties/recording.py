@@ -10,11 +10,17 @@ ratio, an observed convention, and the end of the session. A run whose process d
 segfaulting kernel, os._exit, a hang killed by the runner's time limit) leaves in its journal
 everything recorded up to the property that killed it, which the runner names as the
 culprit; see normspec/runner/isolation.py.
+
+Every backend call is recorded too, but not as an event: a property makes thousands of calls
+a second, so each call's description (and the case being checked) is written over the
+previous one in a small file of its own process (`last_call_path`), one system call and no
+flush, which outlives the process and which the runner reads only when it died.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,25 +38,51 @@ class Recorder:
     conventions: list[dict] = field(default_factory=list)
     journal: Path | None = None
     _file: object = field(default=None, repr=False)
+    _call_fd: int | None = field(default=None, repr=False)
+    _case: object = field(default=None, repr=False)
+    _case_repr: str = field(default="", repr=False)
 
     def event(self, **event: object) -> None:
-        """Append one event to the journal, flushed at once (a crash may follow)."""
+        """Append one event to the journal at once, in one write (a crash may follow)."""
         if self.journal is None:
             return
         if self._file is None:
-            self._file = self.journal.open("a", buffering=1)  # line-buffered
-        self._file.write(json.dumps(event, default=str) + "\n")
-        self._file.flush()
+            self._file = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._file, (json.dumps(event, default=str) + "\n").encode())
+
+    def checking(self, case: object) -> None:
+        """A case is being checked: the calls that follow are its."""
+        self._case = case
+        self._case_repr = ""
 
     def calling(self, backend: str, method: str, norm: str, description: str) -> None:
-        """A backend is about to be called: if it never returns, this was its input."""
-        if self.journal is not None:
-            self.event(call=f"{backend}.{method}({norm!r}, {description})")
+        """A backend is about to be called: if it never returns, this was its input (and the
+        case being checked), in `last_call_path`."""
+        if self.journal is None:
+            return
+        if self._call_fd is None:
+            path = last_call_path(self.journal, os.getpid())
+            self._call_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        if self._case is not None and not self._case_repr:
+            self._case_repr = repr(self._case)
+        text = f"{backend}.{method}({norm!r}, {description})"
+        if self._case_repr:
+            text += f", checking {self._case_repr}"
+        os.pwrite(self._call_fd, text.encode() + b"\0", 0)
 
     def start(self, nodeid: str, subject: tuple[str, list, str], property_name: str) -> None:
         """A property starts: if the process dies now, this is the one that killed it."""
         name, _, norm = subject
-        self.event(start=nodeid, backend=name, norm=norm, property=property_name)
+        self._case = None
+        if self._call_fd is not None:
+            os.pwrite(self._call_fd, b"\0", 0)
+        self.event(
+            start=nodeid,
+            backend=name,
+            norm=norm,
+            property=property_name,
+            pid=os.getpid(),
+        )
 
     def add(self, record: dict) -> None:
         """One result of a property x norm x backend."""
@@ -99,6 +131,22 @@ class Recorder:
             }
             for k, v in sorted(self.worst.items())
         ]
+
+
+def last_call_path(journal: Path, pid: int) -> Path:
+    """The file in which process `pid` of a run journaled to `journal` keeps its last call."""
+    return journal.with_name(f"{journal.name}.{pid}.call")
+
+
+def read_last_call(journal: Path, pid: int | None) -> str | None:
+    """The last backend call process `pid` made (see `Recorder.calling`), if any."""
+    if pid is None:
+        return None
+    try:
+        text = last_call_path(journal, pid).read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return None
+    return text.decode(errors="replace") or None
 
 
 def _kind(backends: list) -> str:

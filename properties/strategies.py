@@ -1,17 +1,25 @@
 """Hypothesis strategies for normalization cases.
 
-Arrays are never drawn element by element: a case holds an `ArrayRecipe` (shape, kind of
-data, seed, offset, scale) whose `repr` says how to rebuild it, and whose `build()` makes the
-array with NumPy. This keeps large arrays fast to generate and shrinking meaningful: shapes
-shrink toward small, the kind toward "normal", offsets toward 0, scales toward 1, eps toward
-the first of its edge values.
+A case is a value (properties/recipes.py): its `repr` rebuilds the exact input. The
+strategies here decide which cases are drawn, and how they shrink; properties/drawing.py
+holds the machinery that makes them cheap to draw (tables in one choice, plans that draw once
+per example what its cases share).
 
-Kinds of data, chosen because each has broken a real implementation:
-    normal            N(offset, scale^2)
-    large_offset      a large mean and a small spread: ill-conditioned statistics
-    constant          every value equal: zero variance everywhere
-    constant_samples  some samples constant: zero variance in per-sample sets
-    mixed             magnitudes spread over five decades
+Every strategy is built once per combination of arguments (cached) and reused. A property
+checks several cases per example (`several`): the dtype, a row of values (kind, offset,
+scale), eps, a row of parameters (affine or not, and their magnitudes) and a seed are drawn
+once per example, and each case draws only its shape (properties/shapes.py): an example is
+one configuration tried on many shapes. Across examples every combination is as likely as if
+each case drew its own, and NumPy builds each case's arrays from a seed mixed from the
+example's and the case's own choices. Tables list their simplest row first, so each choice
+shrinks on its own toward it: shapes toward small, the kind toward "normal" with offset 0 and
+scale 1, eps toward 1e-5, the parameters toward none, the dtype toward float64; and Hypothesis
+shrinks a failing list to the case that fails.
+
+The size budget bounds the elements of every drawn input: `max_size` where a strategy is
+given one, else the run's budget (`normspec check --max-elements`, `use_size_budget`). A new
+regime of shapes or values is a new group of rows in a table: `Table` keeps every group as
+likely as another, whatever its size.
 """
 
 from __future__ import annotations
@@ -24,238 +32,240 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from backends.protocol import Backend, NormInputs, TrainingRun
+from backends.protocol import Backend
 from normspec.errors import NormParameterError
 from normspec.spec import weight_norm_g_shape
-from normspec.vocabulary import ReplicatedRun
+from normspec.vocabulary import ReplicatedRun, TrainingRun
+from properties import shapes
+from properties.drawing import PLANS, Plan, Table, one_of, planned, several, table, use_search
+from properties.recipes import (
+    DTYPES,
+    KINDS,
+    ArrayRecipe,
+    Case,
+    TrainingCase,
+    cast_recipe,
+    numpy_dtype,
+)
 
-KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
-DTYPES = ("float64", "float32", "float16", "bfloat16")
+__all__ = [
+    "DTYPES",
+    "KINDS",
+    "ArrayRecipe",
+    "Case",
+    "ReplicatedCase",
+    "Table",
+    "TrainingCase",
+    "array_recipes",
+    "cases",
+    "channel_shapes",
+    "dtypes_for",
+    "eps_values",
+    "group_counts",
+    "momenta",
+    "numpy_dtype",
+    "permutation",
+    "replicated_cases",
+    "several",
+    "size_budget",
+    "training_cases",
+    "training_or_evaluation",
+    "upstream",
+    "upstream_gradients",
+    "use_search",
+    "use_size_budget",
+]
+
 EPS_EDGES = (1e-5, 1e-3, 0.0, 1e-12, 1.0, 0.1)
 #: The largest offset and scale per dtype: beyond them half-precision inputs overflow.
 MAX_OFFSET = {"float64": 1e6, "float32": 1e6, "float16": 1e2, "bfloat16": 1e2}
 MAX_SCALE = {"float64": 1e2, "float32": 1e2, "float16": 10.0, "bfloat16": 10.0}
+#: Offsets and scales of the well-conditioned kinds, the simplest first.
+OFFSETS = (0.0, 1.0, -2.0, 0.5, 5.0, -10.0, 7.25, -0.125, 3.3, -6.0)
+SCALES = (1.0, 0.01, 0.3, 2.0, 10.0, 0.05, 40.0, 100.0)
+#: The large offsets and small spreads of the ill-conditioned kind.
+LARGE_OFFSETS = (1e2, 1e3, 1e4, 1e5, -1e3)
+SMALL_SPREADS = (1.0, 0.1, 1e-2)
+#: (offset, scale) of an affine parameter, running statistic or upstream gradient.
+PARAMETER_VALUES = ((0.0, 1.0), (1.0, 0.1), (-2.0, 1.0), (0.5, 3.0), (5.0, 0.01), (0.0, 10.0))
+#: The momenta tried first; any other value in [0, 1] comes from a grid.
+MOMENTUM_EDGES = (0.1, 0.0, 1.0, 0.99)
+#: The seed an example's cases mix their own into.
+SEEDS = st.integers(0, 2**32 - 1)
+#: The size budget of a run when none is set: the small workload.
+DEFAULT_SIZE_BUDGET = 1024
+
+_budget = [DEFAULT_SIZE_BUDGET]
 
 
-def numpy_dtype(name: str) -> np.dtype:
-    """The NumPy dtype for a dtype name; bfloat16 comes from ml_dtypes."""
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-@dataclass(frozen=True)
-class ArrayRecipe:
-    """How to build one float64 array: `ArrayRecipe(...).build()` rebuilds it exactly."""
-
-    shape: tuple[int, ...]
-    kind: str = "normal"
-    seed: int = 0
-    offset: float = 0.0
-    scale: float = 1.0
-
-    def build(self) -> np.ndarray:
-        """The array, in float64 (cast it to the case's dtype before use)."""
-        rng = np.random.default_rng(self.seed)
-        z = rng.standard_normal(self.shape)
-        if self.kind == "constant":
-            return np.full(self.shape, self.offset)
-        if self.kind == "mixed":
-            z = z * 10.0 ** rng.uniform(-3, 2, self.shape)
-        x = self.offset + self.scale * z
-        if self.kind == "constant_samples" and self.shape:
-            constant = rng.random(self.shape[0]) < 0.5
-            x[constant] = self.offset
-        return x
+def use_size_budget(max_elements: int) -> None:
+    """Bound every input drawn from now on to `max_elements` elements (the run's budget,
+    set once per run from `--max-elements`, as Hypothesis loads its profile)."""
+    if not isinstance(max_elements, int) or max_elements < 2:
+        raise NormParameterError(f"the size budget must be an integer >= 2, got {max_elements!r}")
+    _budget[0] = max_elements
 
 
-@dataclass(frozen=True)
-class Case:
-    """One call of a norm: `Case(...).inputs()` rebuilds the exact arrays a backend sees."""
+def size_budget() -> int:
+    """The run's size budget: the most elements of any drawn input."""
+    return _budget[0]
 
-    norm: str
-    x: ArrayRecipe
-    dtype: str
-    eps: float = 0.0
-    weight: ArrayRecipe | None = None
-    bias: ArrayRecipe | None = None
-    num_groups: int | None = None
-    normalized_shape: tuple[int, ...] | None = None
-    dim: int | None = None
-    training: bool = True
-    running_mean: ArrayRecipe | None = None
-    running_var: ArrayRecipe | None = None
 
-    def inputs(self) -> NormInputs:
-        """The arrays in the case's dtype, as the backend receives them."""
-        cast = lambda r, positive=False: None if r is None else _cast(r, self.dtype, positive)
-        return NormInputs(
-            x=cast(self.x),
-            eps=self.eps,
-            weight=cast(self.weight),
-            bias=cast(self.bias),
-            num_groups=self.num_groups,
-            normalized_shape=self.normalized_shape,
-            dim=self.dim,
-            training=self.training,
-            running_mean=cast(self.running_mean),
-            running_var=cast(self.running_var, positive=True),
+def _bounded(max_size: int | None) -> int:
+    return size_budget() if max_size is None else min(max_size, size_budget())
+
+
+# --- tables of values ------------------------------------------------------------------------
+
+
+@functools.cache
+def _values(kinds: tuple[str, ...]) -> st.SearchStrategy[tuple[str, float, float]]:
+    """(kind, offset, scale): every kind as likely; per kind the simplest pair first, then the
+    pairs by how far they are from it."""
+    groups = []
+    for kind in kinds:
+        if kind == "large_offset":
+            pairs = [(o, s) for o in LARGE_OFFSETS for s in SMALL_SPREADS]
+        else:
+            pairs = sorted(
+                ((o, s) for o in OFFSETS for s in SCALES),
+                key=lambda p: OFFSETS.index(p[0]) + SCALES.index(p[1]),
+            )
+        groups.append(tuple((kind, o, s) for o, s in pairs))
+    return table(tuple(groups))
+
+
+@functools.cache
+def _parameters(affine: bool | None) -> st.SearchStrategy:
+    """None (no affine parameters) or ((weight offset, scale), (bias offset, scale)): None
+    first where it is allowed, as likely as all the magnitudes together."""
+    if affine is False:
+        return st.just(None)
+    pairs = tuple(
+        sorted(
+            ((w, b) for w in PARAMETER_VALUES for b in PARAMETER_VALUES),
+            key=lambda p: PARAMETER_VALUES.index(p[0]) + PARAMETER_VALUES.index(p[1]),
         )
+    )
+    return table((pairs,) if affine else ((None,), pairs))
 
 
-@dataclass(frozen=True)
-class TrainingCase:
-    """k training steps: `TrainingCase(...).run()` rebuilds the exact `TrainingRun`."""
-
-    norm: str
-    batches: tuple[ArrayRecipe, ...]
-    dtype: str
-    eps: float
-    momentum: float | None
-    momentum_weighs: str
-    running_var_estimator: str
-    initial_mean: ArrayRecipe
-    initial_var: ArrayRecipe
-    affine: bool = False
-
-    def run(self) -> TrainingRun:
-        """The batches and initial statistics in the case's dtype."""
-        channels = self.batches[0].shape[1]
-        weight = bias = None
-        if self.affine:
-            weight = _cast(ArrayRecipe((channels,), seed=1), self.dtype)
-            bias = _cast(ArrayRecipe((channels,), seed=2), self.dtype)
-        return TrainingRun(
-            batches=tuple(_cast(b, self.dtype) for b in self.batches),
-            eps=self.eps,
-            momentum=self.momentum,
-            momentum_weighs=self.momentum_weighs,
-            running_var_estimator=self.running_var_estimator,
-            initial_mean=_cast(self.initial_mean, self.dtype),
-            initial_var=_cast(self.initial_var, self.dtype, positive=True),
-            weight=weight,
-            bias=bias,
-        )
+def _recipe(shape, row, seed: int, dtype: str) -> ArrayRecipe:
+    """The recipe of a values row, its offset and scale clipped to what `dtype` holds."""
+    kind, offset, scale = row
+    offset = math.copysign(min(abs(offset), MAX_OFFSET[dtype]), offset)
+    return ArrayRecipe(tuple(shape), kind, seed % 2**32, offset, min(scale, MAX_SCALE[dtype]))
 
 
-def _cast(recipe: ArrayRecipe, dtype: str, positive: bool = False) -> np.ndarray:
-    x = recipe.build()
-    if positive:
-        x = np.abs(x) + 0.5
-    return x.astype(numpy_dtype(dtype))
+def _check_kinds(kinds: tuple[str, ...]) -> None:
+    unknown = set(kinds) - set(KINDS)
+    if unknown or not kinds:
+        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
 
 
 # --- scalar strategies -----------------------------------------------------------------------
 
 
+@functools.cache
 def eps_values(minimum: float = 0.0) -> st.SearchStrategy[float]:
-    """eps: the edge values first, then log-uniform over 1e-12 .. 1 (shrinks to 1e-5)."""
+    """eps: the edge values, as likely as all others together, then a log-uniform grid over
+    max(minimum, 1e-12) .. 1; shrinks to 1e-5."""
     if not 0 <= minimum <= 1:
         raise NormParameterError(f"minimum eps must be in [0, 1], got {minimum}")
-    edges = st.sampled_from([e for e in EPS_EDGES if e >= minimum])
+    edges = tuple(e for e in EPS_EDGES if e >= minimum)
     low = math.log10(max(minimum, 1e-12))
-    log_uniform = st.floats(low, 0.0).map(lambda e: float(10.0**e))
-    return st.one_of(edges, log_uniform)
+    grid = tuple(e for e in (float(10.0**k) for k in np.linspace(low, 0.0, 48)) if e >= minimum)
+    return table((edges, grid))
 
 
+@functools.cache
 def momenta(allow_none: bool) -> st.SearchStrategy[float | None]:
-    """momentum in [0, 1]: 0.1, the edges 0 and 1, any value, and None where supported."""
-    values = st.one_of(st.sampled_from([0.1, 0.0, 1.0, 0.99]), st.floats(0.0, 1.0))
-    return st.one_of(values, st.none()) if allow_none else values
+    """momentum in [0, 1]: 0.1, the edges 0 and 1, 0.99, a grid (as likely as the edges), and
+    None where supported (as likely as a number); shrinks to 0.1."""
+    grid = tuple(round(float(m), 6) for m in np.linspace(0.0, 1.0, 41))
+    if not allow_none:
+        return table((MOMENTUM_EDGES, grid))
+    return st.one_of(table((MOMENTUM_EDGES, grid)), st.none())
 
 
 def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
     """The dtypes `backend` supports for `norm`, float64 first so that shrinking reaches it."""
-    names = [d for d in DTYPES if backend.supports(norm, d)]
+    names = tuple(d for d in DTYPES if backend.supports(norm, d))
     if not names:
         raise NormParameterError(f"{backend.name} supports no dtype for {norm}")
-    return st.sampled_from(names)
+    return one_of(names)
 
 
 def array_recipes(
     shape: tuple[int, ...], dtype: str = "float64", kinds: tuple[str, ...] = KINDS
 ) -> st.SearchStrategy[ArrayRecipe]:
     """An array of `shape` of one of `kinds`, with offsets and scales the dtype can hold."""
-    unknown = set(kinds) - set(KINDS)
-    if unknown or not kinds:
-        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
+    _check_kinds(tuple(kinds))
     if dtype not in MAX_OFFSET:
         raise NormParameterError(f"unknown dtype {dtype!r}; allowed: {DTYPES}")
     return _array_recipes(tuple(shape), dtype, tuple(kinds))
 
 
-@st.composite
-def _array_recipes(
-    draw: st.DrawFn, shape: tuple[int, ...], dtype: str, kinds: tuple[str, ...]
-) -> ArrayRecipe:
-    kind = draw(st.sampled_from(kinds))
-    seed = draw(st.integers(0, 2**32 - 1))
-    limit = MAX_OFFSET[dtype]
-    if kind == "large_offset":
-        offset = draw(st.sampled_from([1e2, 1e3, 1e4, 1e5, -1e3]).filter(lambda o: abs(o) <= limit))
-        return ArrayRecipe(shape, kind, seed, offset, draw(st.sampled_from([1.0, 0.1, 1e-2])))
-    offset = draw(st.one_of(st.just(0.0), st.floats(-10.0, 10.0)))
-    scale = draw(st.one_of(st.just(1.0), st.floats(1e-2, MAX_SCALE[dtype])))
-    return ArrayRecipe(shape, kind, seed, offset, scale)
+@functools.lru_cache(maxsize=256)
+def _array_recipes(shape, dtype, kinds) -> st.SearchStrategy[ArrayRecipe]:
+    return st.tuples(_values(kinds), SEEDS).map(
+        lambda drawn: _recipe(shape, drawn[0], drawn[1], dtype)
+    )
 
 
-# --- shapes ----------------------------------------------------------------------------------
+@functools.cache
+def upstream_gradients() -> st.SearchStrategy[tuple[float, float]]:
+    """The (offset, scale) of an upstream gradient dL/dy of normal data, drawn before the
+    case; `upstream` makes its recipe. Its magnitudes fit every dtype."""
+    return one_of(PARAMETER_VALUES)
 
 
-@st.composite
+def upstream(drawn: tuple[float, float], case: Case) -> ArrayRecipe:
+    """The upstream gradient `drawn` (by `upstream_gradients`) for `case`: shaped like its
+    output, seeded from its own seed."""
+    offset, scale = drawn
+    return ArrayRecipe(case.x.shape, "normal", (case.x.seed + 7) % 2**32, offset, scale)
+
+
+@functools.cache
 def channel_shapes(
-    draw: st.DrawFn,
     min_rank: int,
     *,
     max_size: int,
     batch: int | None = None,
     min_pooled: int = 1,
     pooled_includes_batch: bool = False,
-) -> tuple[int, ...]:
-    """(N, C, *spatial) with rank in [min_rank, 5], at most max_size elements, and at least
-    `min_pooled` values per pooled set (spatial, or batch and spatial)."""
-    rank = draw(st.integers(min_rank, 5))
-    n = batch if batch is not None else draw(st.integers(1, 4))
-    c = draw(st.integers(1, 6))
-    spatial = tuple(draw(st.lists(st.integers(1, 5), min_size=rank - 2, max_size=rank - 2)))
-    pooled = math.prod(spatial) * (n if pooled_includes_batch else 1)
-    if pooled < min_pooled:
-        if spatial:
-            spatial = (spatial[0] + min_pooled, *spatial[1:])
-        elif pooled_includes_batch and batch is None:
-            n = max(n, min_pooled)
-        elif pooled_includes_batch:  # a fixed batch of one: pool over a spatial axis instead
-            spatial = (min_pooled,)
-    floor = 2 if min_pooled > 1 else 1  # halving must keep every pooled set large enough
-    shape = (n, c, *spatial)
-    while math.prod(shape) > max_size and any(s > floor for s in shape[2:]):
-        shape = (n, c, *(max(floor, s // 2) for s in shape[2:]))
-    return shape
-
-
-@st.composite
-def trailing_shapes(
-    draw: st.DrawFn, *, max_size: int, single_row: bool = False, min_leading: int = 0
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(shape, normalized_shape) with normalized_shape a non-empty suffix of shape."""
-    k = draw(st.integers(1, 3))
-    normalized = tuple(draw(st.lists(st.integers(1, 8), min_size=k, max_size=k)))
-    if math.prod(normalized) < 2:
-        normalized = (*normalized[:-1], normalized[-1] + 1)
-    leading_rank = draw(st.integers(max(min_leading, 0), 2))
-    leading = tuple(1 if single_row else draw(st.integers(1, 4)) for _ in range(leading_rank))
-    while math.prod(leading) * math.prod(normalized) > max_size and max(normalized) > 1:
-        normalized = tuple(max(1, s // 2) for s in normalized)
-    return (*leading, *normalized), normalized
+) -> st.SearchStrategy[tuple[int, ...]]:
+    """(N, C, *spatial) with rank in [min_rank, 5], each rank as likely, at most max_size
+    elements, and at least `min_pooled` values per pooled set (spatial, or batch and
+    spatial)."""
+    return table(
+        shapes.channel_shape_groups(
+            min_rank,
+            max_elements=max_size,
+            batch=batch,
+            min_pooled=min_pooled,
+            pooled_includes_batch=pooled_includes_batch,
+        )
+    )
 
 
 def group_counts(channels: int) -> st.SearchStrategy[int]:
     """A divisor of `channels`: the valid group counts of GroupNorm."""
-    if channels < 1:
-        raise NormParameterError(f"channels must be >= 1, got {channels}")
-    return st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0])
+    return one_of(shapes.divisors(channels))
+
+
+def permutation(index: int, n: int) -> np.ndarray:
+    """A permutation of range(n): for index < n!, the one numbered `index` in lexicographic
+    order (0 is the identity, so an index drawn with `st.integers` shrinks toward few
+    displaced elements); beyond, a shuffle seeded by `index`."""
+    if index >= math.factorial(n):
+        return np.random.default_rng(index).permutation(n)
+    rest, order = list(range(n)), []
+    for k in range(n, 0, -1):
+        position, index = divmod(index, math.factorial(k - 1))
+        order.append(rest.pop(position))
+    return np.array(order)
 
 
 # --- cases ---------------------------------------------------------------------------------
@@ -283,18 +293,20 @@ def cases(
     training: bool = True,
     kinds: tuple[str, ...] = KINDS,
     dtype: str | None = None,
-    max_size: int = 1024,
+    max_size: int | None = None,
     min_batch: int = 1,
+    dtypes: tuple[str, ...] | None = None,
 ) -> st.SearchStrategy[Case]:
     """A valid call of `norm` for `backend`.
 
     affine: True, False or None (either). single_instance: one sample (and one row for
     layer_norm/rms_norm), as affine recovery needs. training=False draws running statistics
     (batch_norm, instance_norm). min_eps > 0 keeps zero-variance sets finite. dtype: one the
-    backend supports for `norm`, or None to draw one. max_size bounds the elements of x;
-    min_batch the batch size. Arguments are checked here, when the strategy is built, with an
-    error that names the argument and what is allowed; the strategy is built once per
-    combination and reused.
+    backend supports for `norm`, or None to draw one, from `dtypes` if given (those of two
+    backends), else from all the backend supports. max_size bounds the elements of x (the
+    run's size budget when None, and never above it); min_batch the batch size. Arguments
+    are checked here, when the strategy is built, with an error that names the argument and
+    what is allowed; the strategy is built once per combination and reused.
     """
     if norm not in FAMILIES:
         raise NormParameterError(f"unknown norm {norm!r}; allowed: {', '.join(FAMILIES)}")
@@ -306,162 +318,146 @@ def cases(
         )
     if not 0 <= min_eps <= 1:
         raise NormParameterError(f"min_eps must be in [0, 1], got {min_eps!r}")
-    unknown = set(kinds) - set(KINDS)
-    if unknown or not kinds:
-        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
-    if dtype is not None and not backend.supports(norm, dtype):
-        supported = [d for d in DTYPES if backend.supports(norm, d)]
-        raise NormParameterError(
-            f"{backend.name} does not support {norm} in {dtype!r}; allowed: {supported}"
-        )
+    _check_kinds(tuple(kinds))
+    for name in (dtype,) if dtype is not None else dtypes or ():
+        if not backend.supports(norm, name):
+            supported = [d for d in DTYPES if backend.supports(norm, d)]
+            raise NormParameterError(
+                f"{backend.name} does not support {norm} in {name!r}; allowed: {supported}"
+            )
     for name, value in (("max_size", max_size), ("min_batch", min_batch)):
-        if not isinstance(value, int) or value < 1:
+        if value is not None and (not isinstance(value, int) or value < 1):
             raise NormParameterError(f"{name} must be an integer >= 1, got {value!r}")
-    return _cases(
-        norm,
-        backend,
-        affine,
-        single_instance,
-        min_eps,
-        training,
-        tuple(kinds),
-        dtype,
-        max_size,
-        min_batch,
+    return planned(
+        _case_plan(
+            norm,
+            backend,
+            affine,
+            single_instance,
+            min_eps,
+            training,
+            tuple(kinds),
+            (dtype,) if dtype else tuple(dtypes) if dtypes else None,
+            _bounded(max_size),
+            min_batch,
+        )
     )
 
 
 @functools.lru_cache(maxsize=512)
-def _cases(
-    norm, backend, affine, single_instance, min_eps, training, kinds, dtype, max_size, min_batch
-) -> st.SearchStrategy[Case]:
+def _case_plan(
+    norm, backend, affine, single_instance, min_eps, training, kinds, dtypes, max_size, min_batch
+) -> Plan:
     family = FAMILIES[norm]
+    dtypes = one_of(dtypes) if dtypes else dtypes_for(backend, norm)
     if family == "weight":
-        return _weight_norm_cases(norm, backend, kinds, dtype)
-    options = dict(
-        affine=affine,
-        single_instance=single_instance,
-        kinds=kinds,
-        max_size=max_size,
-        min_batch=min_batch,
-        dtype=dtype,
-        min_eps=min_eps,
-    )
+        layout = table(shapes.weight_shape_groups(max_elements=max_size))
+        shared = st.tuples(dtypes, _values(kinds), _parameters(True), SEEDS)
+        each = st.tuples(layout)
+        return Plan(shared, each, functools.partial(_weight_norm_case, norm))
     if family == "trailing":
-        return _trailing_cases(norm, backend, **options)
-    return _channel_cases(norm, backend, training=training, **options)
-
-
-def _without_constant_sets(kinds: tuple[str, ...], eps: float) -> tuple[str, ...]:
-    """With eps = 0, a constant set is 0/0: a convention (see the conventions properties),
-    not a number, so such cases draw no constant data."""
-    if eps != 0.0:
-        return kinds
-    return tuple(k for k in kinds if k not in ("constant", "constant_samples")) or ("normal",)
-
-
-def _affine_parameters(draw, param_shape, dtype, with_affine, bias=True) -> dict:
-    if not with_affine:
-        return {}
-    fields = {"weight": draw(array_recipes(param_shape, dtype, ("normal",)))}
-    if bias:
-        fields["bias"] = draw(array_recipes(param_shape, dtype, ("normal",)))
-    return fields
-
-
-@st.composite
-def _trailing_cases(
-    draw, norm, backend, *, affine, single_instance, kinds, max_size, min_batch, dtype, min_eps
-) -> Case:
-    """LayerNorm and RMSNorm: x of any rank, S the trailing normalized_shape."""
-    dtype = dtype or draw(dtypes_for(backend, norm))
-    eps = draw(eps_values(min_eps))
-    with_affine = draw(st.booleans()) if affine is None else affine
-    shape, normalized = draw(
-        trailing_shapes(
-            max_size=max_size, single_row=single_instance, min_leading=1 if min_batch > 1 else 0
+        groups = shapes.trailing_shape_groups(
+            max_elements=max_size,
+            single_row=single_instance,
+            min_leading=1 if min_batch > 1 else 0,
+            min_batch=min_batch,
         )
-    )
-    if min_batch > 1 and shape[0] < min_batch:
-        shape = (min_batch, *shape[1:])
-    return Case(
-        norm=norm,
-        x=draw(array_recipes(shape, dtype, _without_constant_sets(kinds, eps))),
-        dtype=dtype,
-        eps=eps,
-        normalized_shape=normalized,
-        **_affine_parameters(draw, normalized, dtype, with_affine, bias=norm != "rms_norm"),
-    )
-
-
-@st.composite
-def _channel_cases(
-    draw,
-    norm,
-    backend,
-    *,
-    affine,
-    single_instance,
-    kinds,
-    max_size,
-    min_batch,
-    dtype,
-    min_eps,
-    training,
-) -> Case:
-    """BatchNorm, InstanceNorm and GroupNorm: x (N, C, *spatial), parameters (C,)."""
-    dtype = dtype or draw(dtypes_for(backend, norm))
-    eps = draw(eps_values(min_eps))
-    with_affine = draw(st.booleans()) if affine is None else affine
-    fields: dict = {}
-    shape = draw(
-        channel_shapes(
+    else:
+        groups = shapes.channel_shape_groups(
             3 if norm == "instance_norm" else 2,
-            max_size=max_size,
+            max_elements=max_size,
             batch=1 if single_instance else None,
             min_pooled=2 if training else 1,
             pooled_includes_batch=norm == "batch_norm" and training,
         )
-    )
-    if shape[0] < min_batch:
-        shape = (min_batch, *shape[1:])
-    if norm == "group_norm":
-        if eps == 0.0 and math.prod(shape[2:]) < 2:  # 0/0 needs a set of >= 2 values
-            shape = (shape[0], max(shape[1], 2), *shape[2:])
-            fields["num_groups"] = draw(group_counts(shape[1]).filter(lambda g: g < shape[1]))
-        else:
-            fields["num_groups"] = draw(group_counts(shape[1]))
-    channels = (shape[1],)
+        if min_batch > 1:
+            groups = shapes.with_min_batch(groups, min_batch, max_size)
+        if norm == "group_norm":
+            groups = shapes.with_group_counts(groups)
+    shared = st.tuples(dtypes, _values(kinds), eps_values(min_eps), _parameters(affine), SEEDS)
+    drawn = [table(groups)]
     if not training:
+        drawn.append(_parameters(True))  # the running statistics
+    return Plan(shared, st.tuples(*drawn), functools.partial(_case, norm, family))
+
+
+@functools.lru_cache(maxsize=256)
+def training_or_evaluation(norm: str, backend: Backend, **options) -> st.SearchStrategy[Case]:
+    """`cases` in training mode or, as likely, in evaluation mode (running statistics);
+    shrinks toward training mode. Each case of an example picks its own mode."""
+    training, evaluation = (
+        PLANS[cases(norm, backend, training=mode, **options)] for mode in (True, False)
+    )
+    # the mode is named in the draw, not given as its plan: a case's seed mixes the repr of
+    # its choices, which must be the same in every process
+    each = st.one_of(
+        training.each.map(lambda e: ("training", e)),
+        evaluation.each.map(lambda e: ("evaluation", e)),
+    )
+    plans = {"training": training, "evaluation": evaluation}
+    return planned(Plan(training.shared, each, functools.partial(_either, plans)))
+
+
+def _either(plans: dict[str, Plan], shared: tuple, each: tuple, seed: int) -> Case:
+    mode, drawn = each
+    return plans[mode].build(shared, drawn, seed)
+
+
+def _without_constant_sets(row: tuple[str, float, float], eps: float) -> tuple:
+    """With eps = 0, a constant set is 0/0: a convention (see the conventions properties),
+    not a number, so such cases draw normal data instead."""
+    if eps == 0.0 and row[0] in ("constant", "constant_samples"):
+        return ("normal", *row[1:])
+    return row
+
+
+def _parameter(shape, pair, seed: int, dtype: str) -> ArrayRecipe:
+    return _recipe(shape, ("normal", *pair), seed, dtype)
+
+
+def _case(norm: str, family: str, shared: tuple, each: tuple, seed: int) -> Case:
+    """The case that a draw of `_case_plan` describes; its arrays are seeded from `seed`."""
+    dtype, row, eps, parameters, _ = shared
+    layout, *running = each
+    fields: dict = {}
+    if family == "trailing":
+        shape, normalized = layout
+        fields["normalized_shape"] = normalized
+        param_shape = normalized
+    else:
+        shape = layout
+        if norm == "group_norm":
+            shape, groups = layout
+            if eps == 0.0 and groups == shape[1] and math.prod(shape[2:]) < 2:
+                # 0/0 needs a set of >= 2 values: two channels in one group
+                shape, groups = (shape[0], max(shape[1], 2), *shape[2:]), 1
+            fields["num_groups"] = groups
+        param_shape = (shape[1],)
+    if running:
         fields.update(
             training=False,
-            running_mean=draw(array_recipes(channels, dtype, ("normal",))),
-            running_var=draw(array_recipes(channels, dtype, ("normal",))),
+            running_mean=_parameter(param_shape, running[0][0], seed + 3, dtype),
+            running_var=_parameter(param_shape, running[0][1], seed + 4, dtype),
         )
-    return Case(
-        norm=norm,
-        x=draw(array_recipes(shape, dtype, _without_constant_sets(kinds, eps))),
-        dtype=dtype,
-        eps=eps,
-        **fields,
-        **_affine_parameters(draw, channels, dtype, with_affine),
-    )
+    if parameters is not None:
+        fields["weight"] = _parameter(param_shape, parameters[0], seed + 1, dtype)
+        if norm != "rms_norm":
+            fields["bias"] = _parameter(param_shape, parameters[1], seed + 2, dtype)
+    x = _recipe(shape, _without_constant_sets(row, eps), seed, dtype)
+    return Case(norm=norm, x=x, dtype=dtype, eps=eps, **fields)
 
 
-@st.composite
-def _weight_norm_cases(draw, norm, backend, kinds, dtype) -> Case:
+def _weight_norm_case(norm: str, shared: tuple, each: tuple, seed: int) -> Case:
     """WeightNorm: v of rank 1 to 4, g shaped like v with the norm axes of size 1, no eps."""
-    dtype = dtype or draw(dtypes_for(backend, norm))
-    rank = draw(st.integers(1, 4))
-    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=rank, max_size=rank)))
-    dim = draw(st.one_of(st.none(), st.integers(0, rank - 1)))
+    dtype, row, parameters, _ = shared
+    ((shape, dim),) = each
     return Case(
         norm=norm,
-        x=draw(array_recipes(shape, dtype, _without_constant_sets(kinds, 0.0))),
+        x=_recipe(shape, _without_constant_sets(row, 0.0), seed, dtype),
         dtype=dtype,
         eps=0.0,
         dim=dim,
-        weight=draw(array_recipes(weight_norm_g_shape(shape, dim), dtype, ("normal",))),
+        weight=_parameter(weight_norm_g_shape(shape, dim), parameters[0], seed + 1, dtype),
     )
 
 
@@ -488,53 +484,73 @@ def training_cases(
         raise NormParameterError(
             f"estimators must be a non-empty subset of {allowed}, got {estimators!r}"
         )
-    return _training_cases(
-        norm,
-        backend,
-        max_size,
-        None if dtypes is None else tuple(dtypes),
-        None if estimators is None else tuple(estimators),
-        cumulative_average,
+    return planned(
+        _training_plan(
+            norm,
+            backend,
+            _bounded(max_size),
+            None if dtypes is None else tuple(dtypes),
+            None if estimators is None else tuple(estimators),
+            cumulative_average,
+        )
     )
 
 
+#: The kinds of the batches of a training case: their statistics must be numbers.
+TRAINING_KINDS = ("normal", "large_offset", "mixed")
+
+
 @functools.lru_cache(maxsize=256)
-@st.composite
-def _training_cases(
-    draw: st.DrawFn,
+def _training_plan(
     norm: str,
     backend: Backend,
     max_size: int,
     dtypes: tuple[str, ...] | None,
     estimators: tuple[str, ...] | None,
     cumulative_average: bool | None,
-) -> TrainingCase:
-    dtype = draw(st.sampled_from(dtypes) if dtypes else dtypes_for(backend, norm))
+) -> Plan:
     conventions = backend.conventions
     estimators = estimators or conventions.running_var_estimators
     if cumulative_average is None:
         cumulative_average = conventions.cumulative_average
-    min_rank = 3 if norm == "instance_norm" else 2
-    shape = draw(
-        channel_shapes(
-            min_rank, max_size=max_size, min_pooled=2, pooled_includes_batch=norm == "batch_norm"
-        )
+    layout = channel_shapes(
+        3 if norm == "instance_norm" else 2,
+        max_size=max_size,
+        min_pooled=2,
+        pooled_includes_batch=norm == "batch_norm",
     )
-    k = draw(st.integers(1, 4))
-    kinds = ("normal", "large_offset", "mixed")
-    batches = tuple(draw(array_recipes(shape, dtype, kinds)) for _ in range(k))
+    shared = st.tuples(
+        one_of(dtypes) if dtypes else dtypes_for(backend, norm),
+        eps_values(1e-12),
+        one_of(("new", "old")),
+        one_of(tuple(estimators)),
+        st.booleans(),
+        _parameters(True),
+        SEEDS,
+    )
+    each = st.tuples(
+        layout,
+        st.lists(_values(TRAINING_KINDS), min_size=1, max_size=4),
+        momenta(cumulative_average),
+    )
+    return Plan(shared, each, functools.partial(_training_case, norm))
+
+
+def _training_case(norm: str, shared: tuple, each: tuple, seed: int) -> TrainingCase:
+    dtype, eps, weighs, estimator, affine, initial, _ = shared
+    shape, rows, momentum = each
     channels = (shape[1],)
     return TrainingCase(
         norm=norm,
-        batches=batches,
+        batches=tuple(_recipe(shape, row, seed + 8 * k, dtype) for k, row in enumerate(rows)),
         dtype=dtype,
-        eps=draw(eps_values(1e-12)),
-        momentum=draw(momenta(cumulative_average)),
-        momentum_weighs=draw(st.sampled_from(["new", "old"])),
-        running_var_estimator=draw(st.sampled_from(estimators)),
-        initial_mean=draw(array_recipes(channels, dtype, ("normal",))),
-        initial_var=draw(array_recipes(channels, dtype, ("normal",))),
-        affine=draw(st.booleans()),
+        eps=eps,
+        momentum=momentum,
+        momentum_weighs=weighs,
+        running_var_estimator=estimator,
+        initial_mean=_parameter(channels, initial[0], seed + 1, dtype),
+        initial_var=_parameter(channels, initial[1], seed + 2, dtype),
+        affine=affine,
     )
 
 
@@ -576,7 +592,7 @@ class ReplicatedCase:
         if not self.affine:
             return None, None
         channels = (self.batches[0].shape[1],)
-        return _cast(ArrayRecipe(channels, seed=1), self.dtype), _cast(
+        return cast_recipe(ArrayRecipe(channels, seed=1), self.dtype), cast_recipe(
             ArrayRecipe(channels, seed=2), self.dtype
         )
 
@@ -592,7 +608,7 @@ class ReplicatedCase:
         """The shares of every step, the masks, dL/dy and the evaluation input (the first
         batch) as the replicated backend receives them."""
         cut = lambda a: tuple(np.split(a, np.cumsum(self.sizes)[:-1], axis=0))
-        batches = [_cast(b, self.dtype) for b in self.batches]
+        batches = [cast_recipe(b, self.dtype) for b in self.batches]
         weight, bias = self._weight_bias()
         masks = None
         if self.masked is not None:
@@ -605,8 +621,8 @@ class ReplicatedCase:
             momentum=self.momentum,
             momentum_weighs=self.momentum_weighs,
             running_var_estimator=self.running_var_estimator,
-            initial_mean=_cast(self.initial_mean, self.dtype),
-            initial_var=_cast(self.initial_var, self.dtype, positive=True),
+            initial_mean=cast_recipe(self.initial_mean, self.dtype),
+            initial_var=cast_recipe(self.initial_var, self.dtype, positive=True),
             weight=weight,
             bias=bias,
             masks=masks,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -33,6 +34,11 @@ def _parameters(norm: str, inputs, eps: float) -> tuple[np.ndarray, np.ndarray]:
     return sigma[index], mean[index]
 
 
+def _rounded(a: np.ndarray, p: tolerance.Precision) -> np.ndarray:
+    """The error of rounding `a` to the dtype: u_out relative, or eta_out absolute."""
+    return p.u_out * np.abs(a) + p.eta_out
+
+
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm", "rms_norm")
 @given(data=st.data())
 def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data, check):
@@ -45,34 +51,38 @@ def test_affine_with_std_and_mean_recovers_the_input(backend, norm, data, check)
     |x_hat| (u_out |w| + eta_out) + u_out |b| + eta_out, eta_out the absolute error of a
     value that underflows to a subnormal of the dtype.
     """
-    case = data.draw(strategies.cases(norm, backend, affine=False, single_instance=True))
-    inputs = case.inputs()
-    assume_defined(norm, inputs)
-    weight, bias = _parameters(norm, inputs, case.eps)
-    dtype = inputs.x.dtype
-    inputs = replace(
-        inputs, weight=weight.astype(dtype), bias=None if norm == "rms_norm" else bias.astype(dtype)
-    )
-    y = backend.forward(norm, inputs)
-    p = check.precision(backend, case.dtype)
-    s = reference.standardized(norm, inputs, p)
-    features = (
-        (1,)
-        if inputs.normalized_shape is None
-        else core.trailing_axes(inputs.x.ndim, len(inputs.normalized_shape))
-    )
-    w = core.along(inputs.weight, inputs.x.ndim, features)
-    b = None if inputs.bias is None else core.along(inputs.bias, inputs.x.ndim, features)
-    # the parameters are rounded to the dtype: u_out relative, or eta_out absolute where
-    # they are subnormal (a mean of 1e-5 in float16)
-    rounded = lambda a: p.u_out * np.abs(a) + p.eta_out
-    bound = tolerance.affine_bound(s, w, b, p) + np.abs(s.x_hat) * rounded(w)
-    if b is not None:
-        bound = bound + rounded(b)
-    check.within(
-        y,
-        Expected.computed(as64(inputs.x), bound, p),
-        what="output with weight = std and bias = mean",
-        case=case,
-        dtype=case.dtype,
-    )
+    single = strategies.cases(norm, backend, affine=False, single_instance=True)
+    for case in check.each(data, single):
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined(norm, inputs)
+            weight, bias = _parameters(norm, inputs, case.eps)
+            dtype = inputs.x.dtype
+            inputs = replace(
+                inputs,
+                weight=weight.astype(dtype),
+                bias=None if norm == "rms_norm" else bias.astype(dtype),
+            )
+            y = backend.forward(norm, inputs)
+            p = check.precision(backend, case.dtype)
+            s = reference.standardized(norm, inputs, p)
+            features = (
+                (1,)
+                if inputs.normalized_shape is None
+                else core.trailing_axes(inputs.x.ndim, len(inputs.normalized_shape))
+            )
+            w = core.along(inputs.weight, inputs.x.ndim, features)
+            b = None if inputs.bias is None else core.along(inputs.bias, inputs.x.ndim, features)
+            # the parameters are rounded to the dtype: u_out relative, or eta_out absolute where
+            # they are subnormal (a mean of 1e-5 in float16)
+            rounded = functools.partial(_rounded, p=p)
+            bound = tolerance.affine_bound(s, w, b, p) + np.abs(s.x_hat) * rounded(w)
+            if b is not None:
+                bound = bound + rounded(b)
+            check.within(
+                y,
+                Expected.computed(as64(inputs.x), bound, p),
+                what="output with weight = std and bias = mean",
+                case=case,
+                dtype=case.dtype,
+            )

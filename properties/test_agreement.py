@@ -11,12 +11,12 @@ from properties import strategies
 from properties.helpers import assume_defined, expected_forward
 
 
-def _training(backend, norm: str, data) -> bool:
+def _cases(backend, norm: str) -> st.SearchStrategy:
     """batch_norm in either mode; instance_norm in evaluation mode only where it tracks
     running statistics; every other norm has only one mode."""
     if norm == "batch_norm" or (norm == "instance_norm" and norm in backend.trains):
-        return data.draw(st.booleans(), label="training")
-    return True
+        return strategies.training_or_evaluation(norm, backend)
+    return strategies.cases(norm, backend)
 
 
 @pytest.mark.norms(*NORMS)
@@ -24,16 +24,17 @@ def _training(backend, norm: str, data) -> bool:
 def test_forward_agrees_with_the_spec(backend, norm, data, check):
     """|norm_backend(x) - norm_spec(x)| <= B elementwise, B the tolerance model's bound for
     the backend's storage and accumulation dtypes and the conditioning of x."""
-    case = data.draw(strategies.cases(norm, backend, training=_training(backend, norm, data)))
-    inputs = case.inputs()
-    assume_defined(norm, inputs)
-    check.within(
-        backend.forward(norm, inputs),
-        expected_forward(backend, norm, inputs),
-        what="forward output",
-        case=case,
-        dtype=case.dtype,
-    )
+    for case in check.each(data, _cases(backend, norm)):
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined(norm, inputs)
+            check.within(
+                backend.forward(norm, inputs),
+                expected_forward(backend, norm, inputs),
+                what="forward output",
+                case=case,
+                dtype=case.dtype,
+            )
 
 
 @pytest.mark.norms("batch_norm", "layer_norm", "instance_norm", "group_norm")
@@ -42,13 +43,15 @@ def test_forward_agrees_with_the_spec_on_ill_conditioned_input(backend, norm, da
     """The same agreement on rows with a large mean and a small spread, where the bound grows
     with the conditioning M / sigma: a correct two-pass or Welford variance stays inside it,
     the one-pass E[x^2] - E[x]^2 (error ~ (M / sigma)^2) does not."""
-    case = data.draw(strategies.cases(norm, backend, kinds=("large_offset",)))
-    inputs = case.inputs()
-    assume_defined(norm, inputs)
-    check.within(
-        backend.forward(norm, inputs),
-        expected_forward(backend, norm, inputs),
-        what="forward output on ill-conditioned input",
-        case=case,
-        dtype=case.dtype,
-    )
+    ill_conditioned = strategies.cases(norm, backend, kinds=("large_offset",))
+    for case in check.each(data, ill_conditioned):
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined(norm, inputs)
+            check.within(
+                backend.forward(norm, inputs),
+                expected_forward(backend, norm, inputs),
+                what="forward output on ill-conditioned input",
+                case=case,
+                dtype=case.dtype,
+            )

@@ -28,6 +28,9 @@ from properties import strategies
 from properties.assertions import within
 from properties.helpers import as64, assume_defined, expected_forward
 
+#: An upstream gradient dL/dy, given the output's shape where it is used.
+UPSTREAM = strategies.upstream_gradients()
+
 
 def _common_dtypes(pair, norm: str) -> tuple[str, ...]:
     common = tuple(d for d in strategies.DTYPES if all(b.supports(norm, d) for b in pair))
@@ -40,17 +43,20 @@ def _both_train(pair, norm: str) -> bool:
     return all(norm in b.trains for b in pair)
 
 
-def _call(pair, norm: str, data):
-    """A call both backends support: a common dtype, and evaluation mode only where both
+def _calls(pair, norm: str) -> st.SearchStrategy:
+    """Calls both backends support: a common dtype, and evaluation mode only where both
     have it."""
-    dtype = data.draw(st.sampled_from(_common_dtypes(pair, norm)), label="dtype")
-    training = True
+    dtypes = _common_dtypes(pair, norm)
     if norm == "batch_norm" or (norm == "instance_norm" and _both_train(pair, norm)):
-        training = data.draw(st.booleans(), label="training")
-    case = data.draw(strategies.cases(norm, pair[0], dtype=dtype, training=training))
+        return strategies.training_or_evaluation(norm, pair[0], dtypes=dtypes)
+    return strategies.cases(norm, pair[0], dtypes=dtypes)
+
+
+def _inputs(norm: str, case):
+    """The case's inputs, if its spec is defined."""
     inputs = case.inputs()
     assume_defined(norm, inputs)
-    return case, inputs
+    return inputs
 
 
 def _name(pair) -> str:
@@ -78,21 +84,23 @@ def discard_known_deviations(
 @reuses_deviating_members
 def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviating_members, check):
     """|y_a - y_b| <= B_a + B_b elementwise, B each backend's bound against the spec."""
-    case, inputs = _call(backend_pair, norm, data)
-    expected = [expected_forward(b, norm, inputs) for b in backend_pair]
-    outputs = [b.forward(norm, inputs) for b in backend_pair]
-    discard_known_deviations(
-        deviating_members,
-        [(b.name, y, e) for b, y, e in zip(backend_pair, outputs, expected, strict=True)],
-        case.dtype,
-    )
-    check.within(
-        outputs[1],
-        Expected(as64(outputs[0]), expected[0].bound + expected[1].bound),
-        what=f"forward output of {_name(backend_pair)}",
-        case=case,
-        dtype=case.dtype,
-    )
+    for case in check.each(data, _calls(backend_pair, norm)):
+        with check.case(case):
+            inputs = _inputs(norm, case)
+            expected = [expected_forward(b, norm, inputs) for b in backend_pair]
+            outputs = [b.forward(norm, inputs) for b in backend_pair]
+            discard_known_deviations(
+                deviating_members,
+                [(b.name, y, e) for b, y, e in zip(backend_pair, outputs, expected, strict=True)],
+                case.dtype,
+            )
+            check.within(
+                outputs[1],
+                Expected(as64(outputs[0]), expected[0].bound + expected[1].bound),
+                what=f"forward output of {_name(backend_pair)}",
+                case=case,
+                dtype=case.dtype,
+            )
 
 
 @pytest.mark.norms(*NORMS)
@@ -100,33 +108,34 @@ def test_backends_agree_on_the_forward_output(backend_pair, norm, data, deviatin
 @reuses_deviating_members
 def test_backends_agree_on_the_vjp(backend_pair, norm, data, deviating_members, check):
     """|dL/dz_a - dL/dz_b| <= B_a + B_b for z = x and the affine parameters."""
-    case, inputs = _call(backend_pair, norm, data)
-    recipe = data.draw(
-        strategies.array_recipes(inputs.x.shape, case.dtype, ("normal",)), label="grad_y"
-    )
-    grad_y = recipe.build().astype(inputs.x.dtype)
-    bounds = [
-        reference.vjp(norm, inputs, as64(grad_y), check.precision(b, case.dtype))
-        for b in backend_pair
-    ]
-    grads = [b.vjp(norm, inputs, grad_y) for b in backend_pair]
-    discard_known_deviations(
-        deviating_members,
-        [
-            (b.name, getattr(g, name), e[name])
-            for b, g, e in zip(backend_pair, grads, bounds, strict=True)
-            for name in e
-        ],
-        case.dtype,
-    )
-    for name in bounds[0]:
-        check.within(
-            getattr(grads[1], name),
-            Expected(as64(getattr(grads[0], name)), bounds[0][name].bound + bounds[1][name].bound),
-            what=f"dL/d{name} of {_name(backend_pair)}",
-            case=case,
-            dtype=case.dtype,
-        )
+    for case, recipe in check.each(data, _calls(backend_pair, norm), UPSTREAM):
+        with check.case(case):
+            inputs = _inputs(norm, case)
+            grad_y = strategies.upstream(recipe, case).build().astype(inputs.x.dtype)
+            bounds = [
+                reference.vjp(norm, inputs, as64(grad_y), check.precision(b, case.dtype))
+                for b in backend_pair
+            ]
+            grads = [b.vjp(norm, inputs, grad_y) for b in backend_pair]
+            discard_known_deviations(
+                deviating_members,
+                [
+                    (b.name, getattr(g, name), e[name])
+                    for b, g, e in zip(backend_pair, grads, bounds, strict=True)
+                    for name in e
+                ],
+                case.dtype,
+            )
+            for name in bounds[0]:
+                check.within(
+                    getattr(grads[1], name),
+                    Expected(
+                        as64(getattr(grads[0], name)), bounds[0][name].bound + bounds[1][name].bound
+                    ),
+                    what=f"dL/d{name} of {_name(backend_pair)}",
+                    case=case,
+                    dtype=case.dtype,
+                )
 
 
 @pytest.mark.norms("batch_norm", "instance_norm")
@@ -151,55 +160,58 @@ def test_backends_agree_on_the_running_statistics(
         for e in first.conventions.running_var_estimators
         if e in second.conventions.running_var_estimators
     )
-    case = data.draw(
-        strategies.training_cases(
-            norm,
-            first,
-            dtypes=_common_dtypes(backend_pair, norm),
-            estimators=common or first.conventions.running_var_estimators,
-            cumulative_average=all(b.conventions.cumulative_average for b in backend_pair),
-        )
+    training = strategies.training_cases(
+        norm,
+        first,
+        dtypes=_common_dtypes(backend_pair, norm),
+        estimators=common or first.conventions.running_var_estimators,
+        cumulative_average=all(b.conventions.cumulative_average for b in backend_pair),
     )
-    run = case.run()
-    runs = [run, run if common else replace(run, running_var_estimator=_own_estimator(second))]
-    results = [b.train(norm, r) for b, r in zip(backend_pair, runs, strict=True)]
-    expected = [
-        reference.training(norm, r, check.precision(b, case.dtype))
-        for b, r in zip(backend_pair, runs, strict=True)
-    ]
-    discard_known_deviations(
-        deviating_members,
-        [
-            (b.name, getattr(r, field), getattr(e, field))
-            for b, r, e in zip(backend_pair, results, expected, strict=True)
-            for field in ("running_mean", "running_var")
-        ],
-        case.dtype,
-    )
-    miscounted = [
-        b.name
-        for b, r, e in zip(backend_pair, results, expected, strict=True)
-        if b.name in deviating_members and r.batches_seen != e.batches_seen
-    ]
-    if not miscounted:  # a count known to be wrong is the member's own xfail
-        check.equal(
-            results[1].batches_seen,
-            results[0].batches_seen,
-            what=f"batches seen by {_name(backend_pair)}",
-            case=case,
-        )
-    for field in ("running_mean", "running_var"):
-        mapped = as64(getattr(results[1], field))
-        mapped += getattr(expected[0], field).value - getattr(expected[1], field).value
-        bound = getattr(expected[0], field).bound + getattr(expected[1], field).bound
-        check.within(
-            mapped,
-            Expected(as64(getattr(results[0], field)), bound),
-            what=f"{field} of {_name(backend_pair)}"
-            + ("" if common else f" (mapped from {runs[1].running_var_estimator})"),
-            case=case,
-            dtype=case.dtype,
-        )
+    for case in check.each(data, training):
+        with check.case(case):
+            run = case.run()
+            runs = [
+                run,
+                run if common else replace(run, running_var_estimator=_own_estimator(second)),
+            ]
+            results = [b.train(norm, r) for b, r in zip(backend_pair, runs, strict=True)]
+            expected = [
+                reference.training(norm, r, check.precision(b, case.dtype))
+                for b, r in zip(backend_pair, runs, strict=True)
+            ]
+            discard_known_deviations(
+                deviating_members,
+                [
+                    (b.name, getattr(r, field), getattr(e, field))
+                    for b, r, e in zip(backend_pair, results, expected, strict=True)
+                    for field in ("running_mean", "running_var")
+                ],
+                case.dtype,
+            )
+            miscounted = [
+                b.name
+                for b, r, e in zip(backend_pair, results, expected, strict=True)
+                if b.name in deviating_members and r.batches_seen != e.batches_seen
+            ]
+            if not miscounted:  # a count known to be wrong is the member's own xfail
+                check.equal(
+                    results[1].batches_seen,
+                    results[0].batches_seen,
+                    what=f"batches seen by {_name(backend_pair)}",
+                    case=case,
+                )
+            for field in ("running_mean", "running_var"):
+                mapped = as64(getattr(results[1], field))
+                mapped += getattr(expected[0], field).value - getattr(expected[1], field).value
+                bound = getattr(expected[0], field).bound + getattr(expected[1], field).bound
+                check.within(
+                    mapped,
+                    Expected(as64(getattr(results[0], field)), bound),
+                    what=f"{field} of {_name(backend_pair)}"
+                    + ("" if common else f" (mapped from {runs[1].running_var_estimator})"),
+                    case=case,
+                    dtype=case.dtype,
+                )
 
 
 def _own_estimator(backend) -> str:

@@ -45,25 +45,26 @@ def test_group_norm_with_one_group_equals_layer_norm(backend, norm, data, check)
     """GN(x; G = 1, w, b) = LN(x; normalized_shape = (C, *spatial), w_c and b_c spread over
     the spatial positions of channel c)."""
     require(backend, "layer_norm")
-    case = data.draw(strategies.cases(norm, backend))
-    inputs = replace(case.inputs(), num_groups=1)
-    assume_defined(norm, inputs)
-    features = inputs.x.shape[1:]
-    layer = replace(
-        inputs,
-        num_groups=None,
-        normalized_shape=features,
-        weight=_per_channel(inputs.weight, features),
-        bias=_per_channel(inputs.bias, features),
-    )
-    _assert_same(
-        check,
-        backend,
-        case,
-        (norm, inputs),
-        ("layer_norm", layer),
-        "group norm with one group against layer norm",
-    )
+    for case in check.each(data, strategies.cases(norm, backend)):
+        with check.case(case):
+            inputs = replace(case.inputs(), num_groups=1)
+            assume_defined(norm, inputs)
+            features = inputs.x.shape[1:]
+            layer = replace(
+                inputs,
+                num_groups=None,
+                normalized_shape=features,
+                weight=_per_channel(inputs.weight, features),
+                bias=_per_channel(inputs.bias, features),
+            )
+            _assert_same(
+                check,
+                backend,
+                case,
+                (norm, inputs),
+                ("layer_norm", layer),
+                "group norm with one group against layer norm",
+            )
 
 
 @pytest.mark.norms("group_norm")
@@ -71,18 +72,19 @@ def test_group_norm_with_one_group_equals_layer_norm(backend, norm, data, check)
 def test_group_norm_with_one_group_per_channel_equals_instance_norm(backend, norm, data, check):
     """GN(x; G = C) = IN(x): a group of one channel pools exactly that channel's positions."""
     require(backend, "instance_norm")
-    case = data.draw(strategies.cases("instance_norm", backend))
-    inputs = case.inputs()
-    assume_defined("instance_norm", inputs)
-    grouped = replace(inputs, num_groups=inputs.x.shape[1])
-    _assert_same(
-        check,
-        backend,
-        case,
-        (norm, grouped),
-        ("instance_norm", inputs),
-        "group norm with G = C against instance norm",
-    )
+    for case in check.each(data, strategies.cases("instance_norm", backend)):
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined("instance_norm", inputs)
+            grouped = replace(inputs, num_groups=inputs.x.shape[1])
+            _assert_same(
+                check,
+                backend,
+                case,
+                (norm, grouped),
+                ("instance_norm", inputs),
+                "group norm with G = C against instance norm",
+            )
 
 
 @pytest.mark.norms("instance_norm")
@@ -90,20 +92,21 @@ def test_group_norm_with_one_group_per_channel_equals_instance_norm(backend, nor
 def test_instance_norm_equals_training_batch_norm_per_sample(backend, norm, data, check):
     """IN(x)[n] = BN_train(x[n : n + 1]): a batch of one pools one instance per channel."""
     require(backend, "batch_norm")
-    case = data.draw(strategies.cases(norm, backend))
-    inputs = case.inputs()
-    assume_defined(norm, inputs)
-    instance = as64(backend.forward(norm, inputs))
-    bound = expected_forward(backend, norm, inputs).bound
-    for n in range(inputs.x.shape[0]):
-        sample = replace(inputs, x=inputs.x[n : n + 1])
-        check.within(
-            backend.forward("batch_norm", sample),
-            Expected(
-                instance[n : n + 1],
-                bound[n : n + 1] + expected_forward(backend, "batch_norm", sample).bound,
-            ),
-            what=f"training batch norm of sample {n} against instance norm",
-            case=case,
-            dtype=case.dtype,
-        )
+    for case in check.each(data, strategies.cases(norm, backend)):
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined(norm, inputs)
+            instance = as64(backend.forward(norm, inputs))
+            bound = expected_forward(backend, norm, inputs).bound
+            for n in range(inputs.x.shape[0]):
+                sample = replace(inputs, x=inputs.x[n : n + 1])
+                check.within(
+                    backend.forward("batch_norm", sample),
+                    Expected(
+                        instance[n : n + 1],
+                        bound[n : n + 1] + expected_forward(backend, "batch_norm", sample).bound,
+                    ),
+                    what=f"training batch norm of sample {n} against instance norm",
+                    case=case,
+                    dtype=case.dtype,
+                )

@@ -3,6 +3,7 @@ normalization."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -24,13 +25,13 @@ from properties.helpers import (
     set_size,
 )
 
+#: An upstream gradient dL/dy: its magnitudes, drawn with the case (`_upstream`).
+UPSTREAM = strategies.upstream_gradients()
 
-def _upstream(data, inputs) -> np.ndarray:
-    """An upstream gradient dL/dy shaped like the output, in the input's dtype."""
-    recipe = data.draw(
-        strategies.array_recipes(inputs.x.shape, inputs.x.dtype.name, ("normal",)), label="grad_y"
-    )
-    return recipe.build().astype(inputs.x.dtype)
+
+def _upstream(drawn, case, inputs) -> np.ndarray:
+    """The upstream gradient `drawn` shaped like the output, in the input's dtype."""
+    return strategies.upstream(drawn, case).build().astype(inputs.x.dtype)
 
 
 @pytest.mark.norms(*NORMS)
@@ -38,17 +39,23 @@ def _upstream(data, inputs) -> np.ndarray:
 def test_vjp_agrees_with_the_spec(backend, norm, data, check):
     """dL/dx (and dL/dweight, dL/dbias where present) of L = sum(grad_y * norm(x)) equal the
     spec's hand-derived VJP within the tolerance model; batch_norm in both modes."""
-    training = norm != "batch_norm" or data.draw(st.booleans(), label="training")
-    case = data.draw(strategies.cases(norm, backend, training=training))
-    inputs = case.inputs()
-    assume_defined(norm, inputs)
-    grad_y = _upstream(data, inputs)
-    grads = backend.vjp(norm, inputs, grad_y)
-    expected = reference.vjp(norm, inputs, as64(grad_y), check.precision(backend, case.dtype))
-    for name, want in expected.items():
-        observed = getattr(grads, name)
-        check.equal(observed is not None, True, what=f"presence of dL/d{name}", case=case)
-        check.within(observed, want, what=f"dL/d{name}", case=case, dtype=case.dtype)
+    if norm == "batch_norm":
+        calls = strategies.training_or_evaluation(norm, backend)
+    else:
+        calls = strategies.cases(norm, backend)
+    for case, recipe in check.each(data, calls, UPSTREAM):
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined(norm, inputs)
+            grad_y = _upstream(recipe, case, inputs)
+            grads = backend.vjp(norm, inputs, grad_y)
+            expected = reference.vjp(
+                norm, inputs, as64(grad_y), check.precision(backend, case.dtype)
+            )
+            for name, want in expected.items():
+                observed = getattr(grads, name)
+                check.equal(observed is not None, True, what=f"presence of dL/d{name}", case=case)
+                check.within(observed, want, what=f"dL/d{name}", case=case, dtype=case.dtype)
 
 
 #: A negligible eps that frameworks refusing eps = 0 accept, and whose 1 / sigma^3 still
@@ -70,39 +77,44 @@ def test_input_gradient_sums_to_zero_and_is_orthogonal_to_the_output(backend, no
     eps / (var + eps) * sum_S |g y| / sigma, negligible unless var is tiny. Bounds otherwise:
     the sums of the elementwise bounds, sum_S B_dx and sum_S (B_dx |y| + |dx| B_y).
     """
-    case = replace(data.draw(strategies.cases(norm, backend, affine=False)), eps=NO_EPS)
-    inputs = case.inputs()
-    assume_defined(norm, replace(inputs, eps=0.0))
-    grad_y = _upstream(data, inputs)
-    dx = backend.vjp(norm, inputs, grad_y).x
-    y = backend.forward(norm, inputs)
-    want_dx = reference.vjp(norm, inputs, as64(grad_y), check.precision(backend, case.dtype))["x"]
-    want_y = expected_forward(backend, norm, inputs)
-    assume_representable(want_dx, case.dtype)
-    axes, (x, g, dx, y, b_dx, b_y) = pooled(
-        norm, inputs, inputs.x, grad_y, dx, y, want_dx.bound, want_y.bound
-    )
-    total = lambda a: np.sum(a, axis=axes)
-    slack = U64 * (set_size(dx.shape, axes) + 2)  # this test's own float64 sums
-    zeros = np.zeros(total(dx).shape)
-    check.within(
-        total(dx),
-        Expected(zeros, total(b_dx) + slack * total(np.abs(dx))),
-        what="sum of dL/dx over each set",
-        case=case,
-        dtype=case.dtype,
-    )
-    var = np.var(x, axis=axes)
-    eps_term = NO_EPS / (var + NO_EPS) * total(np.abs(g * y)) / np.sqrt(var + NO_EPS)
-    bound = (
-        total(b_dx * (np.abs(y) + b_y) + np.abs(dx) * b_y)
-        + slack * total(np.abs(dx * y))
-        + eps_term
-    )
-    check.within(
-        total(dx * y),
-        Expected(zeros, bound),
-        what="sum of dL/dx * y over each set",
-        case=case,
-        dtype=case.dtype,
-    )
+    plain = strategies.cases(norm, backend, affine=False)
+    for drawn, recipe in check.each(data, plain, UPSTREAM):
+        case = replace(drawn, eps=NO_EPS)
+        with check.case(case):
+            inputs = case.inputs()
+            assume_defined(norm, replace(inputs, eps=0.0))
+            grad_y = _upstream(recipe, case, inputs)
+            dx = backend.vjp(norm, inputs, grad_y).x
+            y = backend.forward(norm, inputs)
+            want_dx = reference.vjp(
+                norm, inputs, as64(grad_y), check.precision(backend, case.dtype)
+            )["x"]
+            want_y = expected_forward(backend, norm, inputs)
+            assume_representable(want_dx, case.dtype)
+            axes, (x, g, dx, y, b_dx, b_y) = pooled(
+                norm, inputs, inputs.x, grad_y, dx, y, want_dx.bound, want_y.bound
+            )
+            total = functools.partial(np.sum, axis=axes)
+            slack = U64 * (set_size(dx.shape, axes) + 2)  # this test's own float64 sums
+            zeros = np.zeros(total(dx).shape)
+            check.within(
+                total(dx),
+                Expected(zeros, total(b_dx) + slack * total(np.abs(dx))),
+                what="sum of dL/dx over each set",
+                case=case,
+                dtype=case.dtype,
+            )
+            var = np.var(x, axis=axes)
+            eps_term = NO_EPS / (var + NO_EPS) * total(np.abs(g * y)) / np.sqrt(var + NO_EPS)
+            bound = (
+                total(b_dx * (np.abs(y) + b_y) + np.abs(dx) * b_y)
+                + slack * total(np.abs(dx * y))
+                + eps_term
+            )
+            check.within(
+                total(dx * y),
+                Expected(zeros, bound),
+                what="sum of dL/dx * y over each set",
+                case=case,
+                dtype=case.dtype,
+            )

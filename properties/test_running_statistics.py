@@ -3,6 +3,8 @@ mode is the affine map they define."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -26,29 +28,36 @@ def test_running_statistics_follow_the_recurrence(backend, norm, data, check):
     and every step's output is normalized with its own batch's statistics.
     """
     require_training(backend, norm)
-    case = data.draw(strategies.training_cases(norm, backend))
-    run = case.run()
-    result = backend.train(norm, run)
-    expected = reference.training(norm, run, check.precision(backend, case.dtype))
-    check.equal(result.batches_seen, expected.batches_seen, what="batches seen", case=case)
-    check.within(
-        result.running_mean,
-        expected.running_mean,
-        what="running_mean after k steps",
-        case=case,
-        dtype=case.dtype,
-    )
-    check.within(
-        result.running_var,
-        expected.running_var,
-        what="running_var after k steps",
-        case=case,
-        dtype=case.dtype,
-    )
-    for step, (observed, want) in enumerate(zip(result.outputs, expected.outputs, strict=True)):
-        check.within(
-            observed, want, what=f"output of training step {step + 1}", case=case, dtype=case.dtype
-        )
+    for case in check.each(data, strategies.training_cases(norm, backend)):
+        with check.case(case):
+            run = case.run()
+            result = backend.train(norm, run)
+            expected = reference.training(norm, run, check.precision(backend, case.dtype))
+            check.equal(result.batches_seen, expected.batches_seen, what="batches seen", case=case)
+            check.within(
+                result.running_mean,
+                expected.running_mean,
+                what="running_mean after k steps",
+                case=case,
+                dtype=case.dtype,
+            )
+            check.within(
+                result.running_var,
+                expected.running_var,
+                what="running_var after k steps",
+                case=case,
+                dtype=case.dtype,
+            )
+            for step, (observed, want) in enumerate(
+                zip(result.outputs, expected.outputs, strict=True)
+            ):
+                check.within(
+                    observed,
+                    want,
+                    what=f"output of training step {step + 1}",
+                    case=case,
+                    dtype=case.dtype,
+                )
 
 
 @pytest.mark.norms("batch_norm", "instance_norm")
@@ -63,19 +72,20 @@ def test_evaluation_batch_norm_is_the_affine_map_of_running_statistics(backend, 
     """
     if norm == "instance_norm":
         require_training(backend, norm)
-    case = data.draw(strategies.cases(norm, backend, training=False))
-    inputs = case.inputs()
-    y = backend.forward(norm, inputs)
-    along = lambda a: core.along(a, inputs.x.ndim, (1,))
-    weight = 1.0 if inputs.weight is None else along(inputs.weight)
-    bias = 0.0 if inputs.bias is None else along(inputs.bias)
-    scale = weight / np.sqrt(along(inputs.running_var) + case.eps)
-    shift = bias - along(inputs.running_mean) * scale
-    bound = expected_forward(backend, norm, inputs).bound
-    check.within(
-        y,
-        Expected(scale * as64(inputs.x) + shift, bound),
-        what="evaluation-mode output",
-        case=case,
-        dtype=case.dtype,
-    )
+    for case in check.each(data, strategies.cases(norm, backend, training=False)):
+        with check.case(case):
+            inputs = case.inputs()
+            y = backend.forward(norm, inputs)
+            along = functools.partial(core.along, ndim=inputs.x.ndim, feature_axes=(1,))
+            weight = 1.0 if inputs.weight is None else along(inputs.weight)
+            bias = 0.0 if inputs.bias is None else along(inputs.bias)
+            scale = weight / np.sqrt(along(inputs.running_var) + case.eps)
+            shift = bias - along(inputs.running_mean) * scale
+            bound = expected_forward(backend, norm, inputs).bound
+            check.within(
+                y,
+                Expected(scale * as64(inputs.x) + shift, bound),
+                what="evaluation-mode output",
+                case=case,
+                dtype=case.dtype,
+            )

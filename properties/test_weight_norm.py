@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -17,6 +18,11 @@ from properties.helpers import U64, as64, expected_forward
 SCALES = st.integers(-6, 6).map(lambda k: 2.0**k)
 
 
+def _length(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The Euclidean norm over `axes`, kept for broadcasting."""
+    return np.sqrt(np.sum(np.square(a), axis=axes, keepdims=True))
+
+
 def _norm_axes(inputs) -> tuple[int, ...]:
     ndim = inputs.x.ndim
     return tuple(range(ndim)) if inputs.dim is None else core.all_but(ndim, (inputs.dim,))
@@ -27,20 +33,21 @@ def _norm_axes(inputs) -> tuple[int, ...]:
 def test_weight_norm_has_norm_g(backend, norm, data, check):
     """||w|| over every axis but dim equals |g|, for w = g v / ||v||. Bound: by the triangle
     inequality | ||w_computed|| - ||w|| | <= ||B||, B the elementwise bound of w."""
-    case = data.draw(strategies.cases(norm, backend))
-    inputs = case.inputs()
-    w = as64(backend.forward(norm, inputs))
-    bound = expected_forward(backend, norm, inputs).bound
-    axes = _norm_axes(inputs)
-    length = lambda a: np.sqrt(np.sum(np.square(a), axis=axes, keepdims=True))
-    g = np.abs(as64(inputs.weight))
-    check.within(
-        length(w),
-        Expected(g, length(bound) + U64 * (w.size + 2) * g),
-        what="norm of w over the non-dim axes",
-        case=case,
-        dtype=case.dtype,
-    )
+    for case in check.each(data, strategies.cases(norm, backend)):
+        with check.case(case):
+            inputs = case.inputs()
+            w = as64(backend.forward(norm, inputs))
+            bound = expected_forward(backend, norm, inputs).bound
+            axes = _norm_axes(inputs)
+            length = functools.partial(_length, axes=axes)
+            g = np.abs(as64(inputs.weight))
+            check.within(
+                length(w),
+                Expected(g, length(bound) + U64 * (w.size + 2) * g),
+                what="norm of w over the non-dim axes",
+                case=case,
+                dtype=case.dtype,
+            )
 
 
 @pytest.mark.norms("weight_norm")
@@ -48,19 +55,19 @@ def test_weight_norm_has_norm_g(backend, norm, data, check):
 def test_weight_norm_is_invariant_to_positive_scaling_of_v(backend, norm, data, check):
     """w(a v, g) = w(v, g) for a > 0: only the direction of v matters. a is a power of two,
     so a v is exact unless it overflows or underflows (such cases are discarded)."""
-    case = data.draw(strategies.cases(norm, backend))
-    a = data.draw(SCALES, label="scale")
-    inputs = case.inputs()
-    scaled = replace(inputs, x=(as64(inputs.x) * a).astype(inputs.x.dtype))
-    assume(np.array_equal(as64(scaled.x) / a, as64(inputs.x)))
-    bound = (
-        expected_forward(backend, norm, inputs).bound
-        + expected_forward(backend, norm, scaled).bound
-    )
-    check.within(
-        backend.forward(norm, scaled),
-        Expected(as64(backend.forward(norm, inputs)), bound),
-        what=f"w after scaling v by {a!r}",
-        case=case,
-        dtype=case.dtype,
-    )
+    for case, a in check.each(data, strategies.cases(norm, backend), SCALES):
+        with check.case(case):
+            inputs = case.inputs()
+            scaled = replace(inputs, x=(as64(inputs.x) * a).astype(inputs.x.dtype))
+            assume(np.array_equal(as64(scaled.x) / a, as64(inputs.x)))
+            bound = (
+                expected_forward(backend, norm, inputs).bound
+                + expected_forward(backend, norm, scaled).bound
+            )
+            check.within(
+                backend.forward(norm, scaled),
+                Expected(as64(backend.forward(norm, inputs)), bound),
+                what=f"w after scaling v by {a!r}",
+                case=case,
+                dtype=case.dtype,
+            )

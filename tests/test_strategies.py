@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from backends.numpy_backend import NumpyBackend
@@ -19,17 +19,23 @@ from normspec import reference
 from normspec.errors import NormParameterError
 from normspec.tolerance import Precision
 from normspec.vocabulary import NORMS
+from properties import strategies
+from properties.drawing import PLANS, _assemble
 from properties.strategies import (
+    DEFAULT_SIZE_BUDGET,
     KINDS,
     ArrayRecipe,
     Case,
+    Table,
     TrainingCase,
     array_recipes,
     cases,
     channel_shapes,
     eps_values,
     group_counts,
+    several,
     training_cases,
+    use_size_budget,
 )
 
 BACKEND = NumpyBackend()
@@ -50,6 +56,11 @@ def any_cases(draw: st.DrawFn, norm: str) -> Case:
     if norm in ("batch_norm", "instance_norm"):
         options["training"] = draw(st.booleans())
     return draw(cases(norm, BACKEND, **options))
+
+
+def minimal(strategy, condition=lambda _: True):
+    """The simplest value of `strategy` that satisfies `condition`, as shrinking finds it."""
+    return find(strategy, condition, settings=settings(database=None, max_examples=500))
 
 
 def _ignoring_zero_division(f, *args):
@@ -261,3 +272,65 @@ def test_a_strategy_is_built_once_per_combination_of_arguments():
     arguments give the same strategy object."""
     assert cases("layer_norm", BACKEND, affine=False) is cases("layer_norm", BACKEND, affine=False)
     assert training_cases("batch_norm", BACKEND) is training_cases("batch_norm", BACKEND)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@META
+@given(data=st.data())
+def test_every_drawn_input_stays_within_the_size_budget(norm, data):
+    """The run's budget (`--max-elements`) bounds x, however the case is drawn."""
+    use_size_budget(40)
+    try:
+        options = {"training": data.draw(st.booleans())} if norm in ("batch_norm",) else {}
+        drawn = data.draw(several(cases(norm, BACKEND, **options)), label="cases")
+    finally:
+        use_size_budget(DEFAULT_SIZE_BUDGET)
+    assert all(math.prod(case.x.shape) <= 40 for case in drawn)
+
+
+def test_a_budget_no_shape_fits_is_refused_when_the_strategy_is_built():
+    with pytest.raises(NormParameterError, match=r"has at most 2 elements"):
+        cases("instance_norm", BACKEND, max_size=2, min_batch=2)
+
+
+def test_a_table_draws_each_group_as_likely_and_shrinks_to_its_first_row():
+    """Groups of 2 and 4 rows: half the indices draw from each; index 0 is the first row, and
+    within a group a lower index never draws a later row."""
+    table = Table((("a", "b"), ("c", "d", "e", "f")))
+    rows = [table.row(i) for i in range(2 * table.width)]
+    assert rows[0] == "a" and rows.count("a") + rows.count("b") == table.width
+    assert rows[: table.width] == sorted(rows[: table.width])
+    assert rows[table.width :] == sorted(rows[table.width :])
+    assert minimal(table.strategy) == "a"
+
+
+def test_a_failing_list_of_cases_shrinks_to_the_one_case_that_fails():
+    """Hypothesis shrinks the cases of an example to the case that fails, and that case toward
+    the smallest shape that still fails."""
+    found = minimal(
+        several(cases("group_norm", BACKEND)),
+        lambda drawn: any(case.x.shape[1] >= 3 for case in drawn),
+    )
+    assert len(found) == 1
+    shape = found[0].x.shape  # the simplest group (rank 2), a few channels; (1, 3) at best
+    assert len(shape) == 2 and shape[1] >= 3 and math.prod(shape) <= 8, shape
+    assert found[0].x.kind == "normal" and found[0].dtype == "float64"
+
+
+def test_deleting_a_case_of_an_example_keeps_every_other_case():
+    """A case's data is seeded by its example's seed and its own choices, not by its place in
+    the list: shrinking away the other cases leaves the failing one as it was."""
+    strategy = cases("layer_norm", BACKEND)
+    plan = PLANS[strategy]
+    shared = ("float32", ("normal", 1.0, 0.3), 1e-5, None, 1234)
+    items = [(((2, 3), (3,)),), (((4, 5), (5,)),), (((2, 3), (3,)),)]
+    whole = _assemble(plan, False, (shared, items))
+    assert _assemble(plan, False, (shared, items[1:])) == [*whole[1:2], whole[0]]
+    assert whole[0] != whole[2]  # equal choices twice: two cases, with different data
+
+
+def test_permutation_index_zero_is_the_identity_and_every_index_a_permutation():
+    assert strategies.permutation(0, 4).tolist() == [0, 1, 2, 3]
+    seen = {tuple(strategies.permutation(i, 3).tolist()) for i in range(6)}
+    assert len(seen) == 6
+    assert sorted(strategies.permutation(10**9, 7).tolist()) == list(range(7))

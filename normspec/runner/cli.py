@@ -23,6 +23,8 @@ from normspec.runner.report import conformance_json, write_reports
 from normspec.runner.site import INDEX, SiteInputError, build_site
 from normspec.runner.site.command import add_report_parser, run_report
 from normspec.runner.stopping import Stopped
+from normspec.runner.timings import summary as throughput_summary
+from normspec.runner.timings import throughput
 from normspec.vocabulary import NORMS
 
 __all__ = ["main", "property_names"]
@@ -91,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="examples per property, overriding the profile",
+    )
+    check.add_argument(
+        "--max-elements",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the size budget: no drawn input has more than N elements (default 1024, the "
+        "small workload; lower it for a quick run, raise it to reach larger shapes)",
     )
     check.add_argument(
         "--report-dir",
@@ -169,6 +179,7 @@ def check(args: argparse.Namespace, argv: list[str]) -> int:
         properties=tuple(dict.fromkeys(args.property)),
         profile=args.profile,
         max_examples=args.max_examples,
+        max_elements=args.max_elements,
         known_deviations=tuple(os.path.abspath(p) for p in args.known_deviations),
         verbose=args.verbose,
         timeout_s=args.timeout or None,
@@ -226,6 +237,7 @@ def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
     print(
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
     )
+    print(f"normspec: {throughput_summary(throughput(run.record, run.seconds))}")
     failed = report["summary"].get("failed", 0) + len(gone)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")

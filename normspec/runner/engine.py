@@ -45,6 +45,8 @@ class CheckRequest:
     properties: tuple[str, ...] = ()
     profile: str = "ci"
     max_examples: int | None = None
+    #: the size budget of every drawn input (None: the suite's default)
+    max_elements: int | None = None
     known_deviations: tuple[str, ...] = ()
     verbose: bool = False
     pytest_args: tuple[str, ...] = field(default_factory=tuple)
@@ -99,6 +101,8 @@ def pytest_command(
         command += ["--known-deviations", path]
     if request.max_examples is not None:
         command += ["--max-examples", str(request.max_examples)]
+    if request.max_elements is not None:
+        command += ["--max-elements", str(request.max_elements)]
     for name in request.properties:
         command += ["--property", name]
     if request.junit:
@@ -298,6 +302,7 @@ def record(request: CheckRequest, journal: Journal) -> dict:
         "conventions": _in_backend_order(journal.conventions, journal.backends),
         "known_deviations": deviations.records(),
         "crashes": [c["message"] for c in journal.crashes],
+        "workers": request.workers,
     }
 
 

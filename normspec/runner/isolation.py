@@ -12,6 +12,10 @@ the signal, exit status or time limit, and the suite is started again without ev
 that already has a result and without the culprit. Every other result is kept. The time
 limit applies to each property x norm x backend separately; `normspec check --timeout`
 sets it (0 disables it).
+
+The last backend call of each process is kept apart from the journal, in a file the child
+overwrites in place (properties/recording.py `last_call_path`), and read only after a crash:
+a crashed cell names the call that never returned.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
 from normspec.runner.stopping import end_process_group, signals_deferred
+from properties.recording import read_last_call
 
 #: The default time limit of one property x norm x backend, in seconds.
 DEFAULT_TIMEOUT_S = 600.0
@@ -50,20 +56,21 @@ class Journal:
     conventions: list[dict] = field(default_factory=list)
     crashes: list[dict] = field(default_factory=list)
     finished: int | None = None
-    #: the property started and not finished, when the child stopped: (event, start time)
-    running: tuple[dict, float] | None = None
+    #: the properties started and not finished, by the pid of their process: (event, since)
+    running: dict[int | None, tuple[dict, float]] = field(default_factory=dict)
 
     def read(self, event: dict) -> None:
         """Take one journaled event."""
         if "backends" in event:
             self.backends = event["backends"]
         elif "start" in event:
-            self.running = (event, time.monotonic())
-        elif "call" in event and self.running:
-            self.running[0]["last_call"] = event["call"]
+            self.running[event.get("pid")] = (event, time.monotonic())
         elif "result" in event:
             self.results.append(event["result"])
-            self.running = None
+            nodeid = event["result"].get("nodeid")
+            for pid, (started, _) in list(self.running.items()):
+                if started["start"] == nodeid:
+                    del self.running[pid]
         elif "precision" in event:
             key = tuple(event["precision"])
             entry = self.worst.get(key)
@@ -205,8 +212,7 @@ def run_isolated(
                         break
                     if cancel is not None and cancel.is_set():
                         raise CancelledError
-                    running = journal.running
-                    if timeout_s and running and time.monotonic() - running[1] > timeout_s:
+                    if timeout_s and _over_time(journal, timeout_s):
                         timed_out = timeout_s
                         _stop(process)
                         returncode = process.returncode
@@ -216,23 +222,46 @@ def run_isolated(
             with signals_deferred():
                 end_process_group(process)
             raise
-        if journal.finished is not None and journal.running is None:
+        if journal.finished is not None and not journal.running:
             return journal, 1 if journal.crashes else returncode
-        if journal.running is None:  # died outside any property: nothing to blame, stop
+        if not journal.running:  # died outside any property: nothing to blame, stop
             journal.crashes.append({"message": why_it_stopped(returncode, timed_out)})
             return journal, returncode if returncode > 0 else 1
-        started, since = journal.running
         message = why_it_stopped(returncode, timed_out)
-        record = crash_record(started, message, time.monotonic() - since, profile)
-        journal.results.append(record)
-        journal.crashes.append(record)
-        journal.running = None
-        if progress_file is not None:
-            with progress_file.open("a") as progress:
-                progress.write("failed\n")
-        if on_event:
-            on_event({"result": record})
+        crashed = partial(_crashed, journal, path, profile, progress_file, on_event)
+        for pid in list(journal.running):
+            crashed(pid, message)
         skip_file.write_text("\n".join(sorted(journal.done())))
+
+
+def _crashed(
+    journal: Journal,
+    path: Path,
+    profile: str,
+    progress_file: Path | None,
+    on_event: Callable[[dict], None] | None,
+    pid: int | None,
+    message: str,
+) -> None:
+    """Record the property running in process `pid` as failed with `message`, naming the last
+    backend call it made."""
+    started, since = journal.running.pop(pid)
+    last_call = read_last_call(path, started.get("pid"))
+    if last_call:
+        started["last_call"] = last_call
+    record = crash_record(started, message, time.monotonic() - since, profile)
+    journal.results.append(record)
+    journal.crashes.append(record)
+    if progress_file is not None:
+        with progress_file.open("a") as progress:
+            progress.write("failed\n")
+    if on_event:
+        on_event({"result": record})
+
+
+def _over_time(journal: Journal, timeout_s: float) -> bool:
+    """Whether the running property has run past the time limit (its child must be killed)."""
+    return any(time.monotonic() - since > timeout_s for _, since in journal.running.values())
 
 
 def junit_parts(workdir: Path) -> list[Path]:

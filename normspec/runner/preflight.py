@@ -44,7 +44,9 @@ def validate(args: argparse.Namespace) -> str | None:
         return f"--timeout must be >= 0 seconds (0: no limit), got {args.timeout:g}"
     if args.max_examples is not None and args.max_examples < 1:
         return f"--max-examples must be a positive integer, got {args.max_examples}"
-    if getattr(args, "workers", 1) < 1:
+    if args.max_elements is not None and args.max_elements < 2:
+        return f"--max-elements must be an integer >= 2, got {args.max_elements}"
+    if args.workers < 1:
         return f"--workers must be a positive integer (processes side by side), got {args.workers}"
     for name in args.backend:
         try:

@@ -26,7 +26,7 @@ SYMBOL = {
     "xpassed": "pass (xfail not reached)",
 }
 #: Per-result keys that change on every run; they go to the timings.
-VARYING = ("duration_s",)
+VARYING = ("duration_s", "cpu_s", "time_s")
 #: Significant digits of an error / bound ratio: the precision table's resolution.
 DIGITS = 3
 
