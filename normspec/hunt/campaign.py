@@ -16,11 +16,11 @@ import signal
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from normspec.hunt.tally import Tally
 from normspec.runner.engine import CheckRequest, pytest_command
 from normspec.runner.isolation import run_isolated
 from normspec.runner.stopping import Stopped, stop_signals_raise
@@ -51,89 +51,6 @@ class HuntRequest:
     #: how far past its slice and shrinking a cell may run before it counts as hung
     hang_grace_s: float = HANG_GRACE_S
     verbose: bool = False
-
-
-@dataclass
-class Tally:
-    """Everything the campaign's children journaled, as it arrives (thread-safe to read)."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    planned: int | None = None
-    cells: dict[str, dict] = field(default_factory=dict)
-    running: dict | None = None
-    tick: dict | None = None
-    hits: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
-    culprits: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
-    results: list[dict] = field(default_factory=list)
-    worst: dict[tuple, dict] = field(default_factory=dict)
-    backends: list[dict] = field(default_factory=list)
-    #: when the suite journaled its end (time.monotonic()), or None
-    finished: float | None = None
-    #: the running child's process (and group) id, the running cell and when it began
-    pid: int | None = None
-    begun: tuple[str, float, float] | None = None
-    #: cells ended because they hung: nodeid -> the limit they ran past, in seconds
-    hung: dict[str, float] = field(default_factory=dict)
-
-    def read(self, event: dict) -> None:
-        """Take one journaled event (the suite's own, and the hunt plugin's)."""
-        with self.lock:
-            if "hunt" in event:
-                self._hunt(event["hunt"], event["data"])
-            elif "result" in event:
-                self.results.append(event["result"])
-                self.running = self.tick = self.begun = None
-            elif "start" in event:
-                self.running, self.tick = event, None
-            elif "precision" in event:
-                key = tuple(event["precision"])
-                if key not in self.worst or event["worst"] > self.worst[key]["worst"]:
-                    self.worst[key] = {"worst": event["worst"], "case": event["case"]}
-            elif "backends" in event:
-                self.backends = event["backends"]
-            elif "finished" in event:
-                self.finished = time.monotonic()
-
-    def _hunt(self, kind: str, data: dict) -> None:
-        if kind == "plan":  # a restarted child plans only the cells not yet done
-            self.planned = len(self.cells) + data["cells"]
-            self.pid = data.get("pid")
-        elif kind == "begin":
-            self.begun = (data["nodeid"], data["slice_s"], time.monotonic())
-        elif kind == "cell":
-            self.cells[data["nodeid"]] = data
-        elif kind == "tick":
-            self.tick = data
-        elif kind == "hit":
-            self.hits[data["nodeid"]].append(data)
-        elif kind == "culprit":
-            self.culprits[data["nodeid"]].append(data)
-
-    def examples_by_backend(self) -> dict[str, int]:
-        """Examples tried per backend; a pair's examples count for both of its members."""
-        with self.lock:
-            counts: dict[str, int] = defaultdict(int)
-            for cell in self.cells.values():
-                for member in cell["members"]:
-                    counts[member] += cell["examples"]
-            if self.tick and self.running and self.tick["nodeid"] == self.running["start"]:
-                for member in self.running["backend"].split(" vs "):
-                    counts[member] += self.tick["examples"]
-            return dict(counts)
-
-    def failures(self) -> tuple[int, int]:
-        """(cells with a failing example, those of them not covered by a known deviation)."""
-        with self.lock:
-            failing = [hits[0] for hits in self.hits.values() if hits]
-            return len(failing), sum(1 for h in failing if not h.get("known"))
-
-    def worst_ratio(self) -> tuple[float, tuple] | None:
-        """The worst error / bound seen so far and its (property, backend, norm, dtype, what)."""
-        with self.lock:
-            if not self.worst:
-                return None
-            key = max(self.worst, key=lambda k: self.worst[k]["worst"])
-            return self.worst[key]["worst"], key
 
 
 @dataclass
@@ -238,7 +155,7 @@ def run_campaign(
                 # backstop for a child that hangs outside any cell
                 timeout_s=request.budget_s + HANG_GRACE_S,
                 profile="hunt",
-                on_event=tally.read,
+                on_event=tally.reader(0),
                 output=None if request.verbose else log,
             )
         except KeyboardInterrupt:
@@ -256,16 +173,16 @@ def run_campaign(
 
 
 def end_hung_cell(tally: Tally, request: HuntRequest) -> None:
-    """End the child if its running cell has overrun `hang_limit`: the crash isolation then
-    records that cell as failed and starts the suite again without it."""
-    with tally.lock:
-        begun, pid = tally.begun, tally.pid
-    if begun is None or pid is None:
-        return
-    nodeid, slice_s, since = begun
-    limit = hang_limit(slice_s, request)
-    if time.monotonic() - since > limit and nodeid not in tally.hung:
+    """End each worker's child whose running cell has overrun `hang_limit`: that worker's
+    crash isolation then records the cell as failed and starts its share again without it;
+    the other workers hunt on."""
+    for pid, (nodeid, slice_s, since) in tally.begun():
+        limit = hang_limit(slice_s, request)
+        if pid is None or time.monotonic() - since <= limit:
+            continue
         with tally.lock:
+            if nodeid in tally.hung:
+                continue
             tally.hung[nodeid] = limit
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
