@@ -166,10 +166,7 @@ def run_properties(
             )
 
         start = time.perf_counter()
-        if workers == 1:
-            journal, exit_code = part(0)
-        else:
-            journal, exit_code = _side_by_side(part, workers)
+        journal, exit_code = side_by_side(part, workers)
         seconds = time.perf_counter() - start
         if progress and on_progress:
             on_progress(progress.read())
@@ -186,12 +183,15 @@ def run_properties(
         )
 
 
-def _side_by_side(
-    part: Callable[[int, threading.Event], tuple[Journal, int]], workers: int
+def side_by_side(
+    part: Callable[[int, threading.Event | None], tuple[Journal, int]], workers: int
 ) -> tuple[Journal, int]:
-    """Run `part(i)` for every worker i in a thread of its own; merge their journals. If this
-    thread is interrupted or stopped, or a part fails, every other part is cancelled (its
-    child ended) before the exception propagates."""
+    """Run `part(i, cancel)` for every worker i in a thread of its own; merge their journals.
+    If this thread is interrupted or stopped, or a part fails, every other part is cancelled
+    (`cancel` is set: its child ended) before the exception propagates. One worker's part
+    runs in this thread, without `cancel`: an interruption reaches it directly."""
+    if workers == 1:
+        return part(0, None)
     cancel = threading.Event()
     outcomes: list[tuple[Journal, int] | BaseException | None] = [None] * workers
 
