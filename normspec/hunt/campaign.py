@@ -5,6 +5,11 @@ command, normspec/runner/isolation.py runs it in a child that journals every eve
 restarted after a crash or a hang), with the hunt's plugin loaded (normspec/hunt/plugin.py).
 The tally reads the journal as it grows, so whatever ends the campaign (its budget, Ctrl-C,
 SIGTERM), what was found up to then is kept: the catalogue is written from the tally.
+
+With `--workers N`, N such children run side by side (engine.side_by_side, as `check
+--workers` runs them), each on its share of the cells (`--shard I/N`) and each isolated: a
+crash or a hang restarts only its own worker, without the culprit. Every worker hunts to the
+same deadline, and the budget, Ctrl-C and SIGTERM end them all.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from normspec.hunt.tally import Tally
-from normspec.runner.engine import CheckRequest, pytest_command
-from normspec.runner.isolation import run_isolated
+from normspec.runner.engine import CheckRequest, pytest_command, side_by_side
+from normspec.runner.isolation import Journal, run_isolated
 from normspec.runner.stopping import Stopped, stop_signals_raise
 
 #: Seconds between two updates of the live display.
@@ -89,17 +94,21 @@ def pytest_arguments(request: HuntRequest, workdir: Path, deadline: float) -> li
             "--database",
             request.database,
             *(() if request.seed is None else ("--hunt-seed", str(request.seed))),
-            *workers_arguments(request.workers),
         ),
     )
     return pytest_command(check, workdir / "results.json")
 
 
-def workers_arguments(workers: int) -> tuple[str, ...]:
-    """pytest's arguments for `workers` processes. One for now: `check --workers`
-    (pytest-xdist, issue 21) brings the mechanism, and the plugin's slices then count the
-    cells of each worker."""
-    return ()
+def worker_arguments(
+    request: HuntRequest, worker: int, workdir: Path, deadline: float
+) -> list[str]:
+    """The pytest command of one worker: the campaign's, on its share of the cells (`--shard
+    I/N`, every N-th, as `check --workers` shares them). Its plugin shares the time left among
+    the cells of its share, up to the same deadline as every other worker's."""
+    command = pytest_arguments(request, workdir, deadline)
+    if request.workers > 1:
+        command += ["--shard", f"{worker}/{request.workers}"]
+    return command
 
 
 def hang_limit(slice_s: float, request: HuntRequest) -> float:
@@ -121,7 +130,7 @@ def run_campaign(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
     from normspec.hunt.budget import reserve
 
-    tally = Tally()
+    tally = Tally(workers=request.workers)
     start_wall, start = time.time(), time.monotonic()
     end = start + request.budget_s
     deadline = start_wall + request.budget_s - reserve(request.budget_s)
@@ -138,26 +147,38 @@ def run_campaign(
             exiting = tally.finished is not None and now - tally.finished > EXIT_GRACE_S
             if (left <= 0 or exiting) and not budget_spent.is_set() and not finished.is_set():
                 budget_spent.set()
-                _thread.interrupt_main()  # run_isolated ends the child's group on the way out
+                _thread.interrupt_main()
 
     stopped, exit_code = None, None
-    log_path = workdir / "pytest.log"
-    watcher = threading.Thread(target=watch, name="normspec-hunt-watch", daemon=True)
-    with stop_signals_raise(), log_path.open("w") as log:
-        watcher.start()
+    workdirs = worker_directories(workdir, request.workers)
+    logs = [w / "pytest.log" for w in workdirs]
+
+    def part(worker: int, cancel: threading.Event | None) -> tuple[Journal, int]:
         try:
-            _, exit_code = run_isolated(
-                pytest_arguments(request, workdir, deadline),
+            return run_isolated(
+                worker_arguments(request, worker, workdirs[worker], deadline),
                 env=env,
                 cwd=cwd,
-                workdir=workdir,
+                workdir=workdirs[worker],
                 # hangs are found against each cell's own slice (end_hung_cell); this is the
                 # backstop for a child that hangs outside any cell
                 timeout_s=request.budget_s + HANG_GRACE_S,
                 profile="hunt",
-                on_event=tally.reader(0),
-                output=None if request.verbose else log,
+                on_event=tally.reader(worker),
+                output=None if request.verbose else outputs[worker],
+                cancel=cancel,
             )
+        finally:
+            tally.ended(worker)  # a worker done early does not hold the others' end
+
+    watcher = threading.Thread(target=watch, name="normspec-hunt-watch", daemon=True)
+    with stop_signals_raise(), contextlib.ExitStack() as files:
+        outputs = [files.enter_context(log.open("w")) for log in logs]
+        watcher.start()
+        try:
+            # every worker's child is ended on the way out of an interruption: the budget's
+            # (interrupt_main above), Ctrl-C's or a signal's
+            _, exit_code = side_by_side(part, request.workers)
         except KeyboardInterrupt:
             if not budget_spent.is_set():
                 stopped = "interrupted"
@@ -168,8 +189,18 @@ def run_campaign(
         finally:
             finished.set()
             watcher.join()
-    output = log_path.read_text(errors="replace") if not request.verbose else ""
+    output = "" if request.verbose else "".join(log.read_text(errors="replace") for log in logs)
     return Campaign(tally, time.monotonic() - start, stopped, exit_code, output, workdir)
+
+
+def worker_directories(workdir: Path, workers: int) -> list[Path]:
+    """A directory per worker for its journals, log and saved arrays (one worker: `workdir`)."""
+    if workers == 1:
+        return [workdir]
+    directories = [workdir / f"worker-{index}" for index in range(workers)]
+    for directory in directories:
+        directory.mkdir(exist_ok=True)
+    return directories
 
 
 def end_hung_cell(tally: Tally, request: HuntRequest) -> None:
