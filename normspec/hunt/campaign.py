@@ -154,22 +154,21 @@ def run_campaign(
     logs = [w / "pytest.log" for w in workdirs]
 
     def part(worker: int, cancel: threading.Event | None) -> tuple[Journal, int]:
-        try:
-            return run_isolated(
-                worker_arguments(request, worker, workdirs[worker], deadline),
-                env=env,
-                cwd=cwd,
-                workdir=workdirs[worker],
-                # hangs are found against each cell's own slice (end_hung_cell); this is the
-                # backstop for a child that hangs outside any cell
-                timeout_s=request.budget_s + HANG_GRACE_S,
-                profile="hunt",
-                on_event=tally.reader(worker),
-                output=None if request.verbose else outputs[worker],
-                cancel=cancel,
-            )
-        finally:
-            tally.ended(worker)  # a worker done early does not hold the others' end
+        ran = run_isolated(
+            worker_arguments(request, worker, workdirs[worker], deadline),
+            env=env,
+            cwd=cwd,
+            workdir=workdirs[worker],
+            # hangs are found against each cell's own slice (end_hung_cell); this is the
+            # backstop for a child that hangs outside any cell
+            timeout_s=request.budget_s + HANG_GRACE_S,
+            profile="hunt",
+            on_event=tally.reader(worker),
+            output=None if request.verbose else outputs[worker],
+            cancel=cancel,
+        )
+        tally.ended(worker)  # a worker done early does not hold the others' end
+        return ran
 
     watcher = threading.Thread(target=watch, name="normspec-hunt-watch", daemon=True)
     with stop_signals_raise(), contextlib.ExitStack() as files:
