@@ -156,7 +156,8 @@ def test_a_planted_bug_is_found_catalogued_and_reproduced(tmp_path):
     # the failure is replayed in the reuse phase, before any new draw; the database may also
     # hold passing examples (the pareto front of hypothesis.target), replayed beside it
     reuse = replay.stdout.partition("during reuse phase")[2].partition("during generate")[0]
-    assert re.search(r"- \d+ passing, 1 failing", reuse), replay.stdout[-3000:]
+    statistics = replay.stdout[replay.stdout.find("Hypothesis Statistics") :]
+    assert re.search(r"- \d+ passing, 1 failing", reuse), statistics[:3000]
 
 
 def test_a_known_deviation_is_told_apart_and_its_reproducer_stands_alone(tmp_path):
