@@ -35,8 +35,15 @@ _QUIET = [
     HealthCheck.function_scoped_fixture,
 ]
 
+# Every profile starts from Hypothesis' own "default", not from whatever profile is loaded
+# when this module is imported: under CI=true Hypothesis loads its built-in "ci" profile
+# (derandomized, no database), and registering ours under that name makes ours the loaded
+# one, so that dev and hunt would inherit its derandomization and its phases without reuse:
+# a hunt in a CI job would then neither replay nor keep what it found.
+_DEFAULT = settings.get_profile("default")
 settings.register_profile(
     "ci",
+    parent=_DEFAULT,
     derandomize=True,
     max_examples=12,
     deadline=None,
@@ -46,10 +53,20 @@ settings.register_profile(
     phases=[Phase.explicit, Phase.generate, Phase.shrink],
 )
 settings.register_profile(
-    "dev", max_examples=100, deadline=None, suppress_health_check=_QUIET, print_blob=True
+    "dev",
+    parent=_DEFAULT,
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=_QUIET,
+    print_blob=True,
 )
 settings.register_profile(
-    "hunt", max_examples=2000, deadline=None, suppress_health_check=_QUIET, print_blob=True
+    "hunt",
+    parent=_DEFAULT,
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=_QUIET,
+    print_blob=True,
 )
 
 

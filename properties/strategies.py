@@ -701,3 +701,40 @@ def _replicated_cases(draw: st.DrawFn, backend: Backend, steps: int) -> Replicat
         affine=draw(st.booleans()),
         masked=masked,
     )
+
+
+def even_shares_cases(backend: Backend) -> st.SearchStrategy[ReplicatedCase]:
+    """One step on R equal shares of well-conditioned data (mean 0 before sampling, at least 8
+    values per channel, no masks): the split that every synchronization scheme gets right
+    and the data on which a one-pass variance is as accurate as two passes, so that a
+    backend whose known deviations cover the harder splits and data is still checked here."""
+    if not getattr(backend, "replicated", False):
+        raise NormParameterError(f"{backend.name} is not a replicated backend")
+    return _even_shares_cases(backend)
+
+
+@functools.lru_cache(maxsize=64)
+@st.composite
+def _even_shares_cases(draw: st.DrawFn, backend: Backend) -> ReplicatedCase:
+    replicas = draw(st.sampled_from(backend.replicas))
+    dtype = draw(dtypes_for(backend, "batch_norm"))
+    per_replica = draw(st.integers(2, 3))
+    shape = (replicas * per_replica, draw(st.integers(1, 3)), draw(st.integers(2, 3)))
+    shape = shape if replicas * per_replica * shape[2] >= 8 else (*shape[:2], 4)
+    seeds = st.integers(0, 2**32 - 1)
+    scale = draw(st.sampled_from([1.0, 0.5, 2.0]))
+    recipe = lambda s, k=1.0: ArrayRecipe(s, "normal", draw(seeds), 0.0, k)
+    channels = (shape[1],)
+    return ReplicatedCase(
+        batches=(recipe(shape, scale),),
+        sizes=(per_replica,) * replicas,
+        dtype=dtype,
+        eps=draw(eps_values(1e-12)),
+        momentum=draw(momenta(False)),
+        momentum_weighs=draw(st.sampled_from(["new", "old"])),
+        running_var_estimator=draw(st.sampled_from(backend.conventions.running_var_estimators)),
+        initial_mean=recipe(channels),
+        initial_var=recipe(channels),
+        grad_y=recipe(shape),
+        affine=draw(st.booleans()),
+    )

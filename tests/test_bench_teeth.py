@@ -11,9 +11,10 @@ as well (it is slower), and no row of another workload may be.
 `--compare` sets two runs taken at different times side by side, and a shared machine
 drifts between them: the workloads left alone move by up to 5% between two runs here, so a
 95% interval of the planted row's 15% (measured ratio 1.16 to 1.23) now and then reaches
-down to the 7% threshold and reads "unsure". The planted-slowdown check therefore takes its
-baseline right before its own run and makes up to ATTEMPTS independent attempts: it must
-flag the planted workload in one of them, and no other workload in any.
+down to the 7% threshold and reads "unsure" (an A/B run, whose sides are interleaved, less
+often). The planted-slowdown checks therefore make up to ATTEMPTS independent attempts (the
+--compare one with its baseline taken right before its own run): each must flag the planted
+workload in one of them, and no other workload in any.
 """
 
 from __future__ import annotations
@@ -132,13 +133,22 @@ def test_ab_of_an_interpreter_with_itself_flags_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_ab_flags_the_planted_slowdown_on_its_workload_only(tmp_path):
+    """An A/B run interleaves its sides, so it drifts less than --compare, but its 95%
+    interval still reaches the threshold now and then on a shared machine: up to ATTEMPTS
+    independent runs, the planted workload flagged in one, no other workload in any."""
     sides = (sys.executable, _slow_python(tmp_path))
-    done = bench("--report-dir", str(tmp_path), "--save", "slow", "--ab", *sides)
-    record = json.loads((tmp_path / "bench" / "ab-slow.json").read_text())
-    verdicts = _verdicts(record["rows"])
-    assert done.returncode == 1, (verdicts, done.stdout + done.stderr)
-    assert FORWARD in record["regressions"], verdicts
-    assert set(record["regressions"]) <= PLANTED, verdicts
-    forward = next(r for r in record["rows"] if r["key"] == FORWARD)
-    assert 1.07 < forward["ci_low"] <= forward["ratio"] < 1.5, forward
-    assert (tmp_path / "bench-ab.png").read_bytes()[:4] == b"\x89PNG"
+    flagged = []
+    for attempt in range(ATTEMPTS):
+        directory = tmp_path / f"attempt-{attempt}"
+        done = bench("--report-dir", str(directory), "--save", "slow", "--ab", *sides)
+        record = json.loads((directory / "bench" / "ab-slow.json").read_text())
+        verdicts = _verdicts(record["rows"])
+        assert set(record["regressions"]) <= PLANTED, verdicts
+        if FORWARD in record["regressions"]:
+            flagged.append(attempt)
+            assert done.returncode == 1, (verdicts, done.stdout + done.stderr)
+            forward = next(r for r in record["rows"] if r["key"] == FORWARD)
+            assert 1.07 < forward["ci_low"] <= forward["ratio"] < 1.5, forward
+            assert (directory / "bench-ab.png").read_bytes()[:4] == b"\x89PNG"
+            break
+    assert flagged, f"the planted slowdown was not flagged in {ATTEMPTS} attempts: {verdicts}"

@@ -156,7 +156,8 @@ def test_a_planted_bug_is_found_catalogued_and_reproduced(tmp_path):
     # the failure is replayed in the reuse phase, before any new draw; the database may also
     # hold passing examples (the pareto front of hypothesis.target), replayed beside it
     reuse = replay.stdout.partition("during reuse phase")[2].partition("during generate")[0]
-    assert re.search(r"- \d+ passing, 1 failing", reuse), replay.stdout[-3000:]
+    statistics = replay.stdout[replay.stdout.find("Hypothesis Statistics") :]
+    assert re.search(r"- \d+ passing, 1 failing", reuse), statistics[:3000]
 
 
 def test_a_known_deviation_is_told_apart_and_its_reproducer_stands_alone(tmp_path):
@@ -289,14 +290,15 @@ def test_two_hunts_on_one_redis_database_share_their_failures(redis_server, tmp_
     assert _first_failure(tmp_path / "c") > 1, "without the shared database B finds it later"
 
 
-def test_ctrl_c_keeps_what_was_found(tmp_path):
-    """Interrupted after a failure was found and while the control still hunts: exit 130,
-    and the catalogue holds the failure."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_keeps_what_was_found(tmp_path, workers):
+    """Interrupted after a failure was found and while the control still hunts (in the same
+    worker or in another): exit 130, and the catalogue holds the failure."""
     reports, database = tmp_path / "reports", tmp_path / "db"
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "normspec", "hunt", *EPS_DROPPED, "--budget", "5m"),
-            *("--database", str(database), "--report-dir", str(reports)),
+            *("--database", str(database), "--report-dir", str(reports), "--workers", workers),
         ],
         cwd=ROOT,
         env=_env(),
@@ -400,3 +402,73 @@ def test_a_cell_that_hangs_is_ended_and_the_hunt_goes_on(tmp_path, monkeypatch):
     assert statuses == {"layer_norm": "failed", "rms_norm": "passed"}, run.output[-3000:]
     (found,) = findings(run.tally)
     assert found["signature"]["norm"] == "layer_norm" and found["failure"].startswith("timed out")
+
+
+def _as_written(reports: Path) -> tuple[list[dict], str]:
+    """The catalogue's entries (JSON) and its Markdown, without what differs between any two
+    campaigns: the time stamps, the report directory, and the line quoting the command."""
+
+    def plain(text: str) -> str:
+        text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "WHEN", text)
+        return text.replace(str(reports), "DIR")
+
+    document = json.loads(plain((reports / "hunt" / "discrepancies.json").read_text()))
+    markdown = plain((reports / "hunt" / "discrepancies.md").read_text())
+    return document["entries"], "\n".join(
+        line for line in markdown.splitlines() if not line.startswith("Last campaign:")
+    )
+
+
+def test_two_workers_find_and_catalogue_a_planted_bug_as_one_does(tmp_path):
+    """`--workers 2` on EpsDropped and the exact control, each worker with one of the two
+    cells: exit 1 within the budget, the same cells run with the same statuses, and the same
+    catalogue (JSON entries and Markdown) as one worker with the same seed writes."""
+    written = {}
+    for workers in ("1", "2"):
+        reports = tmp_path / f"reports-{workers}"
+        start = time.monotonic()
+        done = hunt(
+            *EPS_DROPPED,
+            *("--workers", workers, "--seed", "1", "--budget", "12s"),
+            *("--database", str(tmp_path / f"db-{workers}"), "--report-dir", str(reports)),
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert time.monotonic() - start < 12 + 15, "the budget was not kept"
+        assert "one process" not in done.stderr
+        campaign = catalogue(reports)["campaign"]
+        assert campaign["cells_planned"] == campaign["cells_run"] == 2, campaign
+        assert campaign["statuses"] == {"failed": 1, "passed": 1}, campaign
+        found = entry_of(reports, "tests.mutants.numpy_mutants:EpsDropped")
+        assert found["status"] == "new" and Path(found["reproducer"]).is_file()
+        written[workers] = _as_written(reports)
+    assert written["2"] == written["1"]
+
+
+def test_the_budget_ends_every_worker(tmp_path, monkeypatch):
+    """Two workers, one stuck in a kernel that never returns (its hang grace longer than the
+    budget), the other done early: at the budget the campaign stops, and neither child nor
+    anything they started outlives it."""
+    from normspec.hunt.campaign import HuntRequest, run_campaign
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    request = HuntRequest(
+        backends=("tests.adapters.hanging:HangsOnLayerNorm",),
+        norms=("layer_norm", "rms_norm"),
+        properties=("test_forward_agrees_with_the_spec",),
+        budget_s=12,
+        database=str(tmp_path / "db"),
+        workers=2,
+        hang_grace_s=600,
+    )
+    (tmp_path / "work").mkdir()
+    start = time.monotonic()
+    run = run_campaign(request, tmp_path / "work")
+    assert time.monotonic() - start < 12 + 10, "the budget was not kept"
+    assert run.stopped == "budget", run.output[-3000:]
+    assert {r["norm"]: r["status"] for r in run.tally.results} == {"rms_norm": "passed"}
+    pids = [w.pid for w in run.tally.by_worker.values()]
+    assert None not in pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)

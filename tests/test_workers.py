@@ -62,3 +62,30 @@ def test_a_worker_count_below_one_is_bad_usage(workers, tmp_path):
         done.stderr
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_an_interrupted_run_returns_only_once_every_part_has_ended():
+    """Ctrl-C (here interrupt_main, as the hunt's budget sends it) while a part runs: the part
+    is cancelled and has ended (its child with it) before the interruption propagates, even
+    when it lands in the wait for that part's thread (python/cpython#90882)."""
+    import _thread
+    import threading
+    import time
+
+    from normspec.runner.engine import side_by_side
+    from normspec.runner.isolation import CancelledError, Journal
+
+    ended = []
+
+    def part(index: int, cancel: threading.Event) -> tuple[Journal, int]:
+        if index == 1:
+            return Journal(), 0  # done at once: the run waits on part 0 alone
+        cancel.wait()
+        time.sleep(0.5)  # ending a child's process group takes a while
+        ended.append(index)
+        raise CancelledError
+
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        side_by_side(part, 2)
+    assert ended == [0]

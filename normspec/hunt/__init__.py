@@ -4,7 +4,10 @@ discrepancies, each with a standalone reproducer.
     command.py      the subcommand: its arguments, the checks before a run, the exit status
     budget.py       the budget ("10m") and how it is shared among the cells
     campaign.py     runs the property suite (isolated, as `check` does) under the budget,
-                    keeps what was found when stopped, and tallies the journal as it grows
+                    in one pytest child per worker; keeps what was found when stopped, and
+                    watches for hung cells
+    tally.py        what the children journaled, as it arrives: one pool of findings, and
+                    what each worker's child is doing now (its running cell, its process)
     plugin.py       the hunt's half inside the pytest child: time slices, every failing
                     example and the backend call that left its bound, throughput
     display.py      the live progress display on a terminal

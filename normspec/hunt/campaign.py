@@ -5,6 +5,11 @@ command, normspec/runner/isolation.py runs it in a child that journals every eve
 restarted after a crash or a hang), with the hunt's plugin loaded (normspec/hunt/plugin.py).
 The tally reads the journal as it grows, so whatever ends the campaign (its budget, Ctrl-C,
 SIGTERM), what was found up to then is kept: the catalogue is written from the tally.
+
+With `--workers N`, N such children run side by side (engine.side_by_side, as `check
+--workers` runs them), each on its share of the cells (`--shard I/N`) and each isolated: a
+crash or a hang restarts only its own worker, without the culprit. Every worker hunts to the
+same deadline, and the budget, Ctrl-C and SIGTERM end them all.
 """
 
 from __future__ import annotations
@@ -16,13 +21,13 @@ import signal
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from normspec.runner.engine import CheckRequest, pytest_command
-from normspec.runner.isolation import run_isolated
+from normspec.hunt.tally import Tally
+from normspec.runner.engine import CheckRequest, pytest_command, side_by_side
+from normspec.runner.isolation import Journal, run_isolated
 from normspec.runner.stopping import Stopped, stop_signals_raise
 
 #: Seconds between two updates of the live display.
@@ -51,89 +56,6 @@ class HuntRequest:
     #: how far past its slice and shrinking a cell may run before it counts as hung
     hang_grace_s: float = HANG_GRACE_S
     verbose: bool = False
-
-
-@dataclass
-class Tally:
-    """Everything the campaign's children journaled, as it arrives (thread-safe to read)."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    planned: int | None = None
-    cells: dict[str, dict] = field(default_factory=dict)
-    running: dict | None = None
-    tick: dict | None = None
-    hits: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
-    culprits: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
-    results: list[dict] = field(default_factory=list)
-    worst: dict[tuple, dict] = field(default_factory=dict)
-    backends: list[dict] = field(default_factory=list)
-    #: when the suite journaled its end (time.monotonic()), or None
-    finished: float | None = None
-    #: the running child's process (and group) id, the running cell and when it began
-    pid: int | None = None
-    begun: tuple[str, float, float] | None = None
-    #: cells ended because they hung: nodeid -> the limit they ran past, in seconds
-    hung: dict[str, float] = field(default_factory=dict)
-
-    def read(self, event: dict) -> None:
-        """Take one journaled event (the suite's own, and the hunt plugin's)."""
-        with self.lock:
-            if "hunt" in event:
-                self._hunt(event["hunt"], event["data"])
-            elif "result" in event:
-                self.results.append(event["result"])
-                self.running = self.tick = self.begun = None
-            elif "start" in event:
-                self.running, self.tick = event, None
-            elif "precision" in event:
-                key = tuple(event["precision"])
-                if key not in self.worst or event["worst"] > self.worst[key]["worst"]:
-                    self.worst[key] = {"worst": event["worst"], "case": event["case"]}
-            elif "backends" in event:
-                self.backends = event["backends"]
-            elif "finished" in event:
-                self.finished = time.monotonic()
-
-    def _hunt(self, kind: str, data: dict) -> None:
-        if kind == "plan":  # a restarted child plans only the cells not yet done
-            self.planned = len(self.cells) + data["cells"]
-            self.pid = data.get("pid")
-        elif kind == "begin":
-            self.begun = (data["nodeid"], data["slice_s"], time.monotonic())
-        elif kind == "cell":
-            self.cells[data["nodeid"]] = data
-        elif kind == "tick":
-            self.tick = data
-        elif kind == "hit":
-            self.hits[data["nodeid"]].append(data)
-        elif kind == "culprit":
-            self.culprits[data["nodeid"]].append(data)
-
-    def examples_by_backend(self) -> dict[str, int]:
-        """Examples tried per backend; a pair's examples count for both of its members."""
-        with self.lock:
-            counts: dict[str, int] = defaultdict(int)
-            for cell in self.cells.values():
-                for member in cell["members"]:
-                    counts[member] += cell["examples"]
-            if self.tick and self.running and self.tick["nodeid"] == self.running["start"]:
-                for member in self.running["backend"].split(" vs "):
-                    counts[member] += self.tick["examples"]
-            return dict(counts)
-
-    def failures(self) -> tuple[int, int]:
-        """(cells with a failing example, those of them not covered by a known deviation)."""
-        with self.lock:
-            failing = [hits[0] for hits in self.hits.values() if hits]
-            return len(failing), sum(1 for h in failing if not h.get("known"))
-
-    def worst_ratio(self) -> tuple[float, tuple] | None:
-        """The worst error / bound seen so far and its (property, backend, norm, dtype, what)."""
-        with self.lock:
-            if not self.worst:
-                return None
-            key = max(self.worst, key=lambda k: self.worst[k]["worst"])
-            return self.worst[key]["worst"], key
 
 
 @dataclass
@@ -172,17 +94,21 @@ def pytest_arguments(request: HuntRequest, workdir: Path, deadline: float) -> li
             "--database",
             request.database,
             *(() if request.seed is None else ("--hunt-seed", str(request.seed))),
-            *workers_arguments(request.workers),
         ),
     )
     return pytest_command(check, workdir / "results.json")
 
 
-def workers_arguments(workers: int) -> tuple[str, ...]:
-    """pytest's arguments for `workers` processes. One for now: `check --workers`
-    (pytest-xdist, issue 21) brings the mechanism, and the plugin's slices then count the
-    cells of each worker."""
-    return ()
+def worker_arguments(
+    request: HuntRequest, worker: int, workdir: Path, deadline: float
+) -> list[str]:
+    """The pytest command of one worker: the campaign's, on its share of the cells (`--shard
+    I/N`, every N-th, as `check --workers` shares them). Its plugin shares the time left among
+    the cells of its share, up to the same deadline as every other worker's."""
+    command = pytest_arguments(request, workdir, deadline)
+    if request.workers > 1:
+        command += ["--shard", f"{worker}/{request.workers}"]
+    return command
 
 
 def hang_limit(slice_s: float, request: HuntRequest) -> float:
@@ -204,7 +130,7 @@ def run_campaign(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH")) if p)
     from normspec.hunt.budget import reserve
 
-    tally = Tally()
+    tally = Tally(workers=request.workers)
     start_wall, start = time.time(), time.monotonic()
     end = start + request.budget_s
     deadline = start_wall + request.budget_s - reserve(request.budget_s)
@@ -221,26 +147,37 @@ def run_campaign(
             exiting = tally.finished is not None and now - tally.finished > EXIT_GRACE_S
             if (left <= 0 or exiting) and not budget_spent.is_set() and not finished.is_set():
                 budget_spent.set()
-                _thread.interrupt_main()  # run_isolated ends the child's group on the way out
+                _thread.interrupt_main()
 
     stopped, exit_code = None, None
-    log_path = workdir / "pytest.log"
+    workdirs = worker_directories(workdir, request.workers)
+    logs = [w / "pytest.log" for w in workdirs]
+
+    def part(worker: int, cancel: threading.Event | None) -> tuple[Journal, int]:
+        ran = run_isolated(
+            worker_arguments(request, worker, workdirs[worker], deadline),
+            env=env,
+            cwd=cwd,
+            workdir=workdirs[worker],
+            # hangs are found against each cell's own slice (end_hung_cell); this is the
+            # backstop for a child that hangs outside any cell
+            timeout_s=request.budget_s + HANG_GRACE_S,
+            profile="hunt",
+            on_event=tally.reader(worker),
+            output=None if request.verbose else outputs[worker],
+            cancel=cancel,
+        )
+        tally.ended(worker)  # a worker done early does not hold the others' end
+        return ran
+
     watcher = threading.Thread(target=watch, name="normspec-hunt-watch", daemon=True)
-    with stop_signals_raise(), log_path.open("w") as log:
+    with stop_signals_raise(), contextlib.ExitStack() as files:
+        outputs = [files.enter_context(log.open("w")) for log in logs]
         watcher.start()
         try:
-            _, exit_code = run_isolated(
-                pytest_arguments(request, workdir, deadline),
-                env=env,
-                cwd=cwd,
-                workdir=workdir,
-                # hangs are found against each cell's own slice (end_hung_cell); this is the
-                # backstop for a child that hangs outside any cell
-                timeout_s=request.budget_s + HANG_GRACE_S,
-                profile="hunt",
-                on_event=tally.read,
-                output=None if request.verbose else log,
-            )
+            # every worker's child is ended on the way out of an interruption: the budget's
+            # (interrupt_main above), Ctrl-C's or a signal's
+            _, exit_code = side_by_side(part, request.workers)
         except KeyboardInterrupt:
             if not budget_spent.is_set():
                 stopped = "interrupted"
@@ -251,21 +188,31 @@ def run_campaign(
         finally:
             finished.set()
             watcher.join()
-    output = log_path.read_text(errors="replace") if not request.verbose else ""
+    output = "" if request.verbose else "".join(log.read_text(errors="replace") for log in logs)
     return Campaign(tally, time.monotonic() - start, stopped, exit_code, output, workdir)
 
 
+def worker_directories(workdir: Path, workers: int) -> list[Path]:
+    """A directory per worker for its journals, log and saved arrays (one worker: `workdir`)."""
+    if workers == 1:
+        return [workdir]
+    directories = [workdir / f"worker-{index}" for index in range(workers)]
+    for directory in directories:
+        directory.mkdir(exist_ok=True)
+    return directories
+
+
 def end_hung_cell(tally: Tally, request: HuntRequest) -> None:
-    """End the child if its running cell has overrun `hang_limit`: the crash isolation then
-    records that cell as failed and starts the suite again without it."""
-    with tally.lock:
-        begun, pid = tally.begun, tally.pid
-    if begun is None or pid is None:
-        return
-    nodeid, slice_s, since = begun
-    limit = hang_limit(slice_s, request)
-    if time.monotonic() - since > limit and nodeid not in tally.hung:
+    """End each worker's child whose running cell has overrun `hang_limit`: that worker's
+    crash isolation then records the cell as failed and starts its share again without it;
+    the other workers hunt on."""
+    for pid, (nodeid, slice_s, since) in tally.begun():
+        limit = hang_limit(slice_s, request)
+        if pid is None or time.monotonic() - since <= limit:
+            continue
         with tally.lock:
+            if nodeid in tally.hung:
+                continue
             tally.hung[nodeid] = limit
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)

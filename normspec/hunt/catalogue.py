@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from normspec.hunt.campaign import Tally
 from normspec.hunt.signatures import UNKNOWN, Region, Signature, region_of, region_of_case
+from normspec.hunt.tally import Tally
 
 #: The statuses of an entry, in the order the catalogue shows them.
 NEW, CONTROL, KNOWN = "new", "bug of normspec", "known deviation"

@@ -95,9 +95,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="processes to hunt in (one for now: `check --workers` shares cells between "
-        "processes, but the hunt's per-cell time slices and hang watch follow one child; "
-        "use a shared --database to hunt in several processes or on several machines)",
+        help="pytest processes to hunt in, side by side (default 1): each takes every N-th "
+        "cell and shares the budget among its own cells, each is isolated (a crash or a hang "
+        "restarts only its own); about one per free core (a shared --database spreads a "
+        "campaign over machines)",
     )
     hunt.add_argument(
         "--database",
@@ -205,12 +206,6 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
     problem = unreachable(database)
     if problem:
         return _usage_error(problem)
-    if args.workers > 1:
-        print(
-            f"normspec hunt: --workers {args.workers}: hunting in one process (the hunt's time "
-            "slices follow one child); run more hunts on a shared --database to use more cores",
-            file=sys.stderr,
-        )
     request = HuntRequest(
         backends=tuple(backends),
         norms=tuple(dict.fromkeys(args.norm)),

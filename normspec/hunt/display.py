@@ -4,8 +4,10 @@
       examples: numpy 5120, torch 3100, tensorflow 900, exact 3225 (12345 in all, 160/s)
       failures: 3 cells (1 new); worst error/bound 3.2e+04 (tensorflow-nn rms_norm float16)
 
-When the output is not a terminal (a CI log) nothing is shown while the hunt runs: its
-summary at the end says the same.
+With `--workers N` the head names the N cells running side by side ("cells 45-46/210 (torch,
+...; numpy, ...)") and the counts are those of every worker. When the output is not a
+terminal (a CI log) nothing is shown while the hunt runs: its summary at the end says the
+same.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from typing import TextIO
 
 from normspec.hunt.budget import describe
-from normspec.hunt.campaign import Tally
+from normspec.hunt.tally import Tally
 
 
 class Display:
@@ -46,20 +48,20 @@ class Display:
 
 
 def status_lines(tally: Tally, seconds_left: float, elapsed: float) -> list[str]:
-    """What the display shows: time left and the running cell; examples per backend; failures
-    and the worst error / bound so far."""
+    """What the display shows: time left and the running cells (one per worker); examples per
+    backend; failures and the worst error / bound so far."""
+    planned, running = tally.planned, tally.running()
     with tally.lock:
-        planned, done, running = tally.planned, len(tally.cells), tally.running
+        done = len(tally.cells)
     if planned is None:
         head = "starting the property suite (importing the frameworks)"
     else:
-        head = f"cell {min(done + 1, planned)}/{planned}"
+        first, last = min(done + 1, planned), min(done + max(len(running), 1), planned)
+        head = f"cell {first}/{planned}" if first == last else f"cells {first}-{last}/{planned}"
         if running:
-            head += f" ({running['backend']}, {running['norm']}, {running['property']})"
+            head += " (" + "; ".join(_cell_named(start) for start in running) + ")"
     counts = tally.examples_by_backend()
-    total = sum(cell["examples"] for cell in list(tally.cells.values())) + (
-        (tally.tick or {}).get("examples", 0) if running else 0
-    )
+    total = tally.examples()
     examples = ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none yet"
     failing, new = tally.failures()
     worst = tally.worst_ratio()
@@ -74,3 +76,8 @@ def status_lines(tally: Tally, seconds_left: float, elapsed: float) -> list[str]
         f"  examples: {examples} ({total} in all, {rate:.0f}/s)",
         f"  failures: {failing} cells ({new} new); {worst_text}",
     ]
+
+
+def _cell_named(start: dict) -> str:
+    """A running cell as the display names it: backend, norm, property."""
+    return f"{start['backend']}, {start['norm']}, {start['property']}"

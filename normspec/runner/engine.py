@@ -170,10 +170,7 @@ def run_properties(
             )
 
         start = time.perf_counter()
-        if workers == 1:
-            journal, exit_code = part(0)
-        else:
-            journal, exit_code = _side_by_side(part, workers)
+        journal, exit_code = side_by_side(part, workers)
         seconds = time.perf_counter() - start
         if progress and on_progress:
             on_progress(progress.read())
@@ -190,14 +187,22 @@ def run_properties(
         )
 
 
-def _side_by_side(
-    part: Callable[[int, threading.Event], tuple[Journal, int]], workers: int
+def side_by_side(
+    part: Callable[[int, threading.Event | None], tuple[Journal, int]], workers: int
 ) -> tuple[Journal, int]:
-    """Run `part(i)` for every worker i in a thread of its own; merge their journals. If this
-    thread is interrupted or stopped, or a part fails, every other part is cancelled (its
-    child ended) before the exception propagates."""
+    """Run `part(i, cancel)` for every worker i in a thread of its own; merge their journals.
+    If this thread is interrupted or stopped, or a part fails, every other part is cancelled
+    (`cancel` is set: its child ended) before the exception propagates. One worker's part
+    runs in this thread, without `cancel`: an interruption reaches it directly."""
+    if workers == 1:
+        return part(0, None)
     cancel = threading.Event()
     outcomes: list[tuple[Journal, int] | BaseException | None] = [None] * workers
+    # each part says it is over with an Event, not by its thread's end: on CPython before
+    # 3.13, a Thread.join() that Ctrl-C (or the hunt's budget, interrupt_main) interrupts can
+    # mark a thread that still runs as stopped (python/cpython#90882), and a later join() then
+    # returns at once, before that part has ended its child
+    over = [threading.Event() for _ in range(workers)]
 
     def run(index: int) -> None:
         try:
@@ -205,6 +210,8 @@ def _side_by_side(
         except BaseException as error:  # handed to the main thread below
             outcomes[index] = error
             cancel.set()
+        finally:
+            over[index].set()
 
     threads = [
         threading.Thread(target=run, args=(i,), name=f"normspec-worker-{i}") for i in range(workers)
@@ -212,13 +219,13 @@ def _side_by_side(
     for thread in threads:
         thread.start()
     try:
-        while any(thread.is_alive() for thread in threads):
-            for thread in threads:
-                thread.join(0.1)
+        for done in over:
+            while not done.wait(0.1):
+                pass
     except BaseException:
         cancel.set()
-        for thread in threads:
-            thread.join()
+        for done in over:
+            done.wait()
         raise
     errors = [
         o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, CancelledError)

@@ -43,9 +43,13 @@ class BesselWithTheLocalCount(NumpySyncBackend):
 
 class ParameterGradientsNotSummedOverReplicas(NumpySyncBackend):
     """dL/dweight and dL/dbias are the first replica's own, never all-reduced: the optimizer
-    sees one share's gradient. Caught by the parameter gradients of the synchronized step."""
+    sees one share's gradient. Caught by the parameter gradients of the synchronized step, on
+    any split."""
 
-    caught_by = ("test_synchronized_step_equals_batch_norm_on_the_whole_batch",)
+    caught_by = (
+        "test_synchronized_step_equals_batch_norm_on_the_whole_batch",
+        "test_synchronized_step_on_even_shares_of_well_conditioned_data_equals_batch_norm",
+    )
     caught_on = ("batch_norm",)
 
     def parameter_gradients(self, partials):
@@ -54,9 +58,12 @@ class ParameterGradientsNotSummedOverReplicas(NumpySyncBackend):
 
 class MeanSynchronizedVarianceLocal(NumpySyncBackend):
     """The mean is all-reduced but each replica divides by its own variance (about the global
-    mean, over its own share). Caught by the outputs of the synchronized step."""
+    mean, over its own share). Caught by the outputs of the synchronized step, on any split."""
 
-    caught_by = ("test_synchronized_step_equals_batch_norm_on_the_whole_batch",)
+    caught_by = (
+        "test_synchronized_step_equals_batch_norm_on_the_whole_batch",
+        "test_synchronized_step_on_even_shares_of_well_conditioned_data_equals_batch_norm",
+    )
     caught_on = ("batch_norm",)
 
     def variances(self, shares, masks, counts, mean):

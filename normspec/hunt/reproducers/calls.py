@@ -3,6 +3,7 @@ the interface every framework family's template implements."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +60,7 @@ class Code:
     needs: tuple[str, ...] = ()
 
 
-class Family:
+class Family(abc.ABC):
     """A framework family's template: how arrays become its tensors, and the call.
 
     The call's lines start from NumPy arrays named as in `CallSpec.shapes` (held in
@@ -83,5 +84,6 @@ class Family:
             return values.astype(ml_dtypes.bfloat16).astype(np.float64)
         return values.astype(dtype).astype(np.float64)
 
+    @abc.abstractmethod
     def code(self, spec: CallSpec) -> Code:
-        raise NotImplementedError
+        """The reproducer's lines for the call `spec`: each family writes its own."""
