@@ -23,8 +23,8 @@ from normspec.runner.report import conformance_json, write_reports
 from normspec.runner.site import INDEX, SiteInputError, build_site
 from normspec.runner.site.command import add_report_parser, run_report
 from normspec.runner.stopping import Stopped
+from normspec.runner.timings import search_throughput, throughput
 from normspec.runner.timings import summary as throughput_summary
-from normspec.runner.timings import throughput
 from normspec.vocabulary import NORMS
 
 __all__ = ["main", "property_names"]
@@ -238,6 +238,9 @@ def record_run(run: CheckRun, args: argparse.Namespace, argv: list[str]) -> int:
         f"normspec: {summary} in {run.seconds:.1f} s; reports: " + ", ".join(str(p) for p in paths)
     )
     print(f"normspec: {throughput_summary(throughput(run.record, run.seconds))}")
+    if report["summary"].get("failed") or report["summary"].get("xfailed"):
+        search = throughput_summary(search_throughput(run.record))
+        print(f"normspec: the search, without shrinking what it found: {search}")
     failed = report["summary"].get("failed", 0) + len(gone)
     if run.pytest_exit not in (0, 1) or (run.pytest_exit == 1 and not failed):
         return _usage_error(f"pytest stopped with exit status {run.pytest_exit}")
