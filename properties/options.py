@@ -6,7 +6,8 @@ Options (all optional):
     --property NAME       restrict to these property functions (repeatable; default: all)
     --profile NAME        ci (derandomized, fast), dev, or hunt (long searches)
     --max-examples N      override the profile's number of examples per property
-    --max-elements N      the size budget: no drawn input has more elements (default 1024)
+    --max-elements N      the size budget: no drawn input has more elements (default: the
+                          profile's, `SIZE_BUDGETS`)
     --known-deviations F  an extra TOML file of known deviations (strict xfails)
     --results FILE        write the run's record (results, precision, backends) as JSON
     --journal FILE        append each event as it happens (the runner's crash isolation)
@@ -26,6 +27,10 @@ from normspec.vocabulary import NORMS
 from properties import strategies
 
 PROFILES = ("ci", "dev", "hunt")
+#: Each profile's size budget when --max-elements is not given: ci keeps the gate fast (the
+#: wide regimes' shapes of at most 1024 values), dev reaches reductions of 65536 values, and
+#: hunt spends its time on the large ones, up to 2^20 values (properties/shapes.py).
+SIZE_BUDGETS = {"ci": strategies.DEFAULT_SIZE_BUDGET, "dev": 2**16, "hunt": 2**20}
 _QUIET = [
     HealthCheck.too_slow,
     HealthCheck.data_too_large,
@@ -102,9 +107,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--max-elements",
         type=int,
-        default=strategies.DEFAULT_SIZE_BUDGET,
-        help="the size budget: the most elements of any drawn input "
-        f"(default {strategies.DEFAULT_SIZE_BUDGET})",
+        default=None,
+        help="the size budget: the most elements of any drawn input (default: the "
+        "profile's: " + ", ".join(f"{p} {n}" for p, n in SIZE_BUDGETS.items()) + ")",
     )
     group.addoption(
         "--known-deviations",
@@ -141,11 +146,13 @@ def add_options(parser: pytest.Parser) -> None:
 def load_profile(config: pytest.Config) -> None:
     """Load the chosen Hypothesis profile, with --max-examples and --database applied, and the
     size budget."""
+    profile = config.getoption("--profile")
     max_elements = config.getoption("--max-elements")
+    if max_elements is None:
+        max_elements = SIZE_BUDGETS[profile]
     if max_elements < 2:
         raise pytest.UsageError(f"--max-elements must be >= 2, got {max_elements}")
     strategies.use_size_budget(max_elements)
-    profile = config.getoption("--profile")
     strategies.use_search({"hunt": "long", "dev": "short"}.get(profile, "single"))
     max_examples = config.getoption("--max-examples")
     database = config.getoption("--database")

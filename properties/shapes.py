@@ -7,12 +7,21 @@ number of normalized axes): drawing a shape is two choices, the group and the ro
 its rank. Each group is sorted smallest first, so a shape shrinks toward the first group
 (the lowest rank) and, within it, toward the fewest elements.
 
-Only the small regime exists so far: up to 6 channels, batches of up to 4, spatial sizes up
-to 5 and normalized sizes up to 8. `max_elements` is the size budget: no shape of a table
-has more elements, and a shape above it is first halved along its spatial (normalized) axes
-toward it, as far as the regime's floors allow, so the budget shrinks shapes rather than
-discarding them. A new regime (sizes near powers of two, many channels, the shapes of real
-models) is one more function returning groups of shapes, joined to these with `st.one_of`.
+Two kinds of regime exist. The small regime enumerates every shape of up to 6 channels,
+batches of up to 4, spatial sizes up to 5 and normalized sizes up to 8. The wide regimes list
+where kernels branch and small shapes never look (`REGIMES`): reductions from a few values up
+to 2^20, of sizes just below, at and above powers of two and multiples of 8, 16, 32 and 64
+(a vectorized loop's remainder, a blocked or tree reduction's last block); channel counts up
+to 1024 (prime ones too) with every group count that divides them (so G = 1, G = C and up to
+64 groups and beyond); and odd batches up to 64. Each wide regime is one more group of a
+table, as likely as a rank of the small regime.
+
+`max_elements` is the size budget: no shape of a table has more elements. A small shape
+above it is first halved along its spatial (normalized) axes toward it, as far as the
+regime's floors allow, so the budget shrinks shapes rather than discarding them; a wide shape
+above it is left out (halving would only repeat the small regime). The `ci` profile's budget
+(1024) keeps the wide shapes of at most 1024 values; `dev` and `hunt` spend theirs on the
+large ones (properties/options.py).
 """
 
 from __future__ import annotations
@@ -26,6 +35,31 @@ from normspec.errors import NormParameterError
 Shape = tuple[int, ...]
 #: The small regime: the largest batch, channel count, spatial size and normalized size.
 SMALL_BATCH, SMALL_CHANNELS, SMALL_SPATIAL, SMALL_NORMALIZED = 4, 6, 5, 8
+#: The largest reduction a wide regime draws: 2^20 values.
+LARGEST_REDUCTION = 2**20
+
+
+def edge_sizes(largest: int = LARGEST_REDUCTION) -> tuple[int, ...]:
+    """Sizes where vectorized and blocked kernels branch: 2^k - 1, 2^k and 2^k + 1 for
+    2^k = 8 .. `largest`, the odd multiples of 8, 16, 32 and 64 around them (24, 48, 96, ...,
+    3 * 2^k) and one below and above each, and a few primes (127, 1021, 4093, 65521)."""
+    sizes = set()
+    k = 8
+    while k <= largest:
+        sizes.update((k - 1, k, k + 1, 3 * k - 1, 3 * k, 3 * k + 1))
+        k *= 2
+    sizes.update((127, 1021, 4093, 65521))
+    return tuple(sorted(s for s in sizes if 2 <= s <= largest))
+
+
+#: The spatial sizes of the long-reduction regime of (N, C, H, W): square feature maps of
+#: real networks and their odd neighbours.
+FEATURE_MAPS = ((7, 7), (14, 14), (28, 28), (56, 56), (112, 112), (32, 32), (64, 64), (31, 33))
+#: Channel counts of the many-channels regime: up to 1024, powers of two, their neighbours,
+#: and primes (GroupNorm then has only G = 1 and G = C).
+MANY_CHANNELS = (16, 31, 32, 64, 96, 127, 128, 255, 256, 257, 512, 1000, 1021, 1024)
+#: Batches of the odd-batches regime, up to 64.
+ODD_BATCHES = (5, 7, 9, 15, 17, 31, 33, 63, 64)
 
 
 def _order(row: tuple) -> tuple:
@@ -67,7 +101,45 @@ def channel_shape_groups(
             )
             if math.prod(shape) <= max_elements:
                 rows.add(shape)
+    fit = functools.partial(
+        _wide_channel_shape, batch, min_pooled, pooled_includes_batch, max_elements, min_rank
+    )
+    for key, candidates in enumerate(_wide_channel_regimes(), start=10):
+        groups[key] = {s for s in map(fit, candidates) if s is not None}
     return _sorted_groups(groups, max_elements, f"(N, C, *spatial) shape of rank >= {min_rank}")
+
+
+@functools.cache
+def _wide_channel_regimes() -> tuple[tuple[Shape, ...], ...]:
+    """The wide regimes of (N, C, *spatial): long reductions, many channels, odd batches."""
+    long_reductions = [(n, c, size) for n in (1, 2) for c in (1, 3) for size in edge_sizes()]
+    long_reductions += [(n, c, *hw) for n in (1, 2, 8) for c in (1, 3) for hw in FEATURE_MAPS]
+    many_channels = [
+        (n, c, *spatial)
+        for n in (1, 2, 3)
+        for c in MANY_CHANNELS
+        for spatial in ((1,), (2,), (7,), (3, 3), (4, 4))
+    ]
+    odd_batches = [
+        (n, c, *spatial)
+        for n in ODD_BATCHES
+        for c in (1, 2, 3, 8)
+        for spatial in ((1,), (2,), (5,), (3, 3), (7, 7))
+    ]
+    return tuple(map(tuple, (long_reductions, many_channels, odd_batches)))
+
+
+def _wide_channel_shape(batch, min_pooled, pooled_includes_batch, max_elements, min_rank, shape):
+    """`shape` as the strategy's constraints want it (a fixed batch, enough values per pooled
+    set, the rank), or None where it cannot be or is above the budget."""
+    if batch is not None:
+        shape = (batch, *shape[1:])
+    if len(shape) < min_rank:
+        shape = (*shape, 1)
+    pooled = math.prod(shape[2:]) * (shape[0] if pooled_includes_batch else 1)
+    if pooled < min_pooled or math.prod(shape) > max_elements:
+        return None
+    return shape
 
 
 def _channel_shape(n, c, spatial, batch, min_pooled, pooled_includes_batch, max_elements):
@@ -112,7 +184,33 @@ def trailing_shape_groups(
                 shape = (min_batch, *shape[1:])
             if math.prod(shape) <= max_elements:
                 rows.add((shape, normalized))
+    for key, candidates in enumerate(_wide_trailing_regimes(), start=20):
+        rows = groups.setdefault(key, set())
+        for leading, normalized in candidates:
+            if single_row:
+                leading = ()
+            elif len(leading) < min_leading:
+                leading = (1,) * (min_leading - len(leading)) + leading
+            if min_batch > 1:
+                leading = (max(min_batch, leading[0] if leading else 1), *leading[1:])
+            shape = (*leading, *normalized)
+            if math.prod(shape) <= max_elements:
+                rows.add((shape, normalized))
     return _sorted_groups(groups, max_elements, "(shape, normalized_shape)")
+
+
+@functools.cache
+def _wide_trailing_regimes() -> tuple[tuple[tuple[Shape, Shape], ...], ...]:
+    """The wide regimes of (leading, normalized): long rows (one normalized axis of an edge
+    size, or two), and many rows of moderate length (odd counts up to 64, and 1000)."""
+    long_rows = [(leading, (n,)) for leading in ((), (1,), (2,), (3,)) for n in edge_sizes()]
+    long_rows += [((2,), hw) for hw in FEATURE_MAPS] + [((), (3, 1021)), ((2,), (16, 4093))]
+    many_rows = [
+        (leading, (n,))
+        for leading in (*((b,) for b in (*ODD_BATCHES, 1000)), (2, 33), (4, 17))
+        for n in (7, 8, 9, 31, 32, 33, 64, 65)
+    ]
+    return tuple(map(tuple, (long_rows, many_rows)))
 
 
 @functools.cache
@@ -125,7 +223,28 @@ def weight_shape_groups(*, max_elements: int) -> tuple[tuple[tuple[Shape, int | 
         for shape in itertools.product(range(1, SMALL_CHANNELS + 1), repeat=rank):
             if math.prod(shape) <= max_elements:
                 rows.update((shape, dim) for dim in (None, *range(rank)))
+    groups[10] = {
+        (shape, dim)
+        for shape in WIDE_WEIGHTS
+        for dim in (None, 0)
+        if math.prod(shape) <= max_elements
+    }
     return _sorted_groups(groups, max_elements, "weight_norm shape")
+
+
+#: The wide regime of WeightNorm: the weights of real layers (a linear layer's (out, in), a
+#: convolution's (out, in, k, k)) and long vectors of edge sizes.
+WIDE_WEIGHTS = (
+    (64, 3, 3, 3),
+    (64, 64, 3, 3),
+    (128, 64, 3, 3),
+    (256, 128, 1, 1),
+    (512, 256, 3, 3),
+    (768, 768),
+    (1024, 4096),
+    (33, 65),
+    *((n,) for n in edge_sizes(2**16)),
+)
 
 
 @functools.cache

@@ -53,6 +53,8 @@ class HuntRequest:
     seed: int | None = None
     workers: int = 1
     shrink_s: float = 5.0
+    #: the size budget (--max-elements); None: the hunt profile's, 2^20 values
+    max_elements: int | None = None
     #: how far past its slice and shrinking a cell may run before it counts as hung
     hang_grace_s: float = HANG_GRACE_S
     verbose: bool = False
@@ -80,6 +82,7 @@ def pytest_arguments(request: HuntRequest, workdir: Path, deadline: float) -> li
         norms=request.norms,
         properties=request.properties,
         profile="hunt",
+        max_elements=request.max_elements,
         known_deviations=request.known_deviations,
         verbose=request.verbose,
         pytest_args=(

@@ -91,6 +91,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "share of what is left when it starts",
     )
     hunt.add_argument(
+        "--max-elements",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the size budget: no drawn input has more than N elements (default 1048576: "
+        "reductions of up to 2^20 values, where blocked kernels branch; lower it on a small "
+        "machine or for a faster search of small shapes)",
+    )
+    hunt.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -198,6 +207,8 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         return _usage_error(str(error))
     if args.workers < 1:
         return _usage_error(f"--workers must be at least 1, got {args.workers}")
+    if args.max_elements is not None and args.max_elements < 2:
+        return _usage_error(f"--max-elements must be an integer >= 2, got {args.max_elements}")
     if args.shrink < 0:
         return _usage_error(f"--shrink must be >= 0 seconds, got {args.shrink:g}")
     database = args.database
@@ -216,6 +227,7 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         seed=args.seed,
         workers=args.workers,
         shrink_s=args.shrink,
+        max_elements=args.max_elements,
         verbose=args.verbose,
     )
     workdir = new_workdir()

@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="the size budget: no drawn input has more than N elements (default 1024, the "
-        "small workload; lower it for a quick run, raise it to reach larger shapes)",
+        help="the size budget: no drawn input has more than N elements (default: the "
+        "profile's, 1024 for ci, 65536 for dev, 1048576 for hunt, which reach reductions of "
+        "2^20 values; lower it for a quick run or a small machine)",
     )
     check.add_argument(
         "--report-dir",
