@@ -102,6 +102,9 @@ class Check:
     cases: int = 0
     #: the drawn cases an assume() or a refusal discarded
     discarded: int = 0
+    #: comparisons that left their bound where the input's intermediates are out of range
+    #: (normspec/tolerance.py): reason -> {"count", "worst", "case"}; declared limitations
+    limitations: dict[str, dict] = field(default_factory=dict)
     _last_case: object = field(default=None, repr=False)
     _target_context: object = field(default=None, repr=False)
     _targets: dict[str, int] = field(default_factory=dict, repr=False)
@@ -161,9 +164,15 @@ class Check:
         case: object,
         dtype: str,
         note: str = "",
+        beyond: str | None = None,
     ) -> float:
         """Assert |observed - expected.value| <= expected.bound elementwise; return the worst
-        error / bound ratio (recorded for the precision table)."""
+        error / bound ratio (recorded for the precision table).
+
+        `beyond`: why the input's intermediates are out of the accumulation dtype's range
+        (tolerance.intermediates_out_of_range), or None. There the bound says nothing, and a
+        comparison that leaves it is a declared limitation: counted in `limitations` (and the
+        report), not a failure, and not in the precision table."""
         __tracebackhide__ = True
         self._count(case)
         obs = np.asarray(observed, dtype=np.float64)
@@ -177,6 +186,10 @@ class Check:
             )
         ratio = error_ratio(obs, exp, bound, LARGEST_FINITE[dtype])
         worst = float(ratio.max(initial=0.0))
+        if beyond is not None:
+            if worst > 1.0:
+                self._limitation(f"{what}: {beyond} ({dtype})", worst, case)
+            return worst
         self.recorder.precision(
             (self.property, self.backend, self.norm, dtype, what), worst, repr(case)
         )
@@ -198,6 +211,12 @@ class Check:
             + (f"  {note}\n" if note else "")
             + f"  case: {case!r}\n  reproduce: {self.reproduction()}"
         )
+
+    def _limitation(self, reason: str, worst: float, case: object) -> None:
+        entry = self.limitations.setdefault(reason, {"count": 0, "worst": 0.0, "case": ""})
+        entry["count"] += 1
+        if worst > entry["worst"] or not entry["case"]:
+            entry["worst"], entry["case"] = worst, repr(case)
 
     def equal(self, observed: object, expected: object, *, what: str, case: object) -> None:
         """Assert an exact equality (counts, shapes, flags) with the same context as above."""

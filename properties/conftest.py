@@ -12,6 +12,7 @@ fixture: its assertions, bound to what it runs and to the run's recorder.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         check = getattr(item, "funcargs", {}).get("check")
         record = result_record(item, report, call, found, check.cases if check else 0)
+        if check and check.limitations:
+            record["limitations"] = [
+                {
+                    "reason": reason,
+                    "count": entry["count"],
+                    # None: NaN or inf where a number was expected
+                    "worst_error_over_bound": (
+                        float(f"{entry['worst']:.3g}") if math.isfinite(entry["worst"]) else None
+                    ),
+                    "case": entry["case"],
+                }
+                for reason, entry in sorted(check.limitations.items())
+            ]
         record.update(item.config.normspec_stopwatch.end())
         if hasattr(item, "normspec_deviation"):
             record["known_deviation"] = item.normspec_deviation

@@ -11,7 +11,12 @@ from hypothesis import assume
 from backends.protocol import Backend, NormInputs
 from normspec import reference
 from normspec.reference import Expected
-from normspec.tolerance import LARGEST_FINITE, SMALLEST_SUBNORMAL, UNIT_ROUNDOFF
+from normspec.tolerance import (
+    LARGEST_FINITE,
+    SMALLEST_SUBNORMAL,
+    UNIT_ROUNDOFF,
+    intermediates_out_of_range,
+)
 from properties.assertions import precision
 
 #: The unit roundoff of the float64 arithmetic the properties themselves do, and the absolute
@@ -69,3 +74,21 @@ def assume_defined(norm: str, inputs: NormInputs) -> None:
 def assume_representable(expected: Expected, dtype: str) -> None:
     """Discard a case whose exact result may overflow the dtype: sums over it would be NaN."""
     assume(bool(np.all(np.abs(expected.value) + expected.bound < LARGEST_FINITE[dtype])))
+
+
+def intermediates_beyond_range(backend: Backend, norm: str, inputs: NormInputs) -> str | None:
+    """Why the backend's accumulation dtype cannot hold an intermediate of this call (its sum
+    of squares, its mean square), or None (tolerance.intermediates_out_of_range)."""
+    accumulation = backend.accumulation_dtype(inputs.x.dtype.name)
+    if norm == "weight_norm":
+        v = as64(inputs.x)
+        axes = (
+            tuple(range(v.ndim))
+            if inputs.dim is None
+            else tuple(a for a in range(v.ndim) if a != inputs.dim % v.ndim)
+        )
+        return intermediates_out_of_range(v, axes, 0.0, accumulation)
+    view, axes = reference.pooled_sets(norm, inputs)
+    if axes is None:  # running statistics: nothing is reduced
+        return None
+    return intermediates_out_of_range(view, axes, inputs.eps, accumulation)

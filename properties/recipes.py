@@ -22,7 +22,9 @@ import numpy as np
 
 from normspec.vocabulary import NormInputs, TrainingRun
 
-KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
+KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed", "outlier")
+#: How far a single outlier lies from the offset, in units of the scale.
+OUTLIER = 1e3
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
@@ -58,6 +60,8 @@ class ArrayRecipe:
         if self.kind == "constant_samples" and self.shape:
             constant = rng.random(self.shape[0]) < 0.5
             x[constant] = self.offset
+        if self.kind == "outlier" and x.size:
+            x.flat[rng.integers(x.size)] = self.offset + self.scale * OUTLIER
         return x
 
 

@@ -50,7 +50,9 @@ from properties.recipes import (
 
 __all__ = [
     "DTYPES",
+    "GENERAL_KINDS",
     "KINDS",
+    "WIDE_KINDS",
     "ArrayRecipe",
     "Case",
     "ReplicatedCase",
@@ -88,6 +90,26 @@ LARGE_OFFSETS = (1e2, 1e3, 1e4, 1e5, -1e3)
 SMALL_SPREADS = (1.0, 0.1, 1e-2)
 #: (offset, scale) of an affine parameter, running statistic or upstream gradient.
 PARAMETER_VALUES = ((0.0, 1.0), (1.0, 0.1), (-2.0, 1.0), (0.5, 3.0), (5.0, 0.01), (0.0, 10.0))
+#: The kinds every property draws unless it names its own: those whose intermediates fit
+#: any accumulation dtype of float32 or wider (the others: `WIDE_KINDS`).
+GENERAL_KINDS = ("normal", "large_offset", "constant", "constant_samples", "mixed")
+#: The kinds of the wide value regimes: "magnitude", normal data scaled across each dtype's
+#: whole range (`MAGNITUDES`), centred or on an offset of the same magnitude a thousand
+#: spreads away; and "outlier", one value OUTLIER spreads from the rest of a set. Where their
+#: intermediates do not fit, a result outside its bound is a declared limitation
+#: (normspec/tolerance.py).
+WIDE_KINDS = ("magnitude", "outlier")
+#: log10 of the smallest and largest scale of the magnitude regime, per dtype: from near the
+#: smallest normal value to a few normal deviates below the largest finite one (float64 stops
+#: at 1e150, where the float64 oracle's own squares would overflow).
+MAGNITUDES = {
+    "float64": (-150, 150),
+    "float32": (-37, 37),
+    "bfloat16": (-37, 37),
+    "float16": (-4, 4),
+}
+#: The magnitude regime's grid: 2 * MAGNITUDE_STEPS + 1 exponents, evenly over each range.
+MAGNITUDE_STEPS = 20
 #: The momenta tried first; any other value in [0, 1] comes from a grid.
 MOMENTUM_EDGES = (0.1, 0.0, 1.0, 0.99)
 #: The seed an example's cases mix their own into.
@@ -124,6 +146,10 @@ def _values(kinds: tuple[str, ...]) -> st.SearchStrategy[tuple[str, float, float
     pairs by how far they are from it."""
     groups = []
     for kind in kinds:
+        if kind == "magnitude":  # (kind, step of the grid, centred or not), 1 first
+            steps = sorted(range(-MAGNITUDE_STEPS, MAGNITUDE_STEPS + 1), key=abs)
+            groups.append(tuple((kind, k, shifted) for k in steps for shifted in (0, 1)))
+            continue
         if kind == "large_offset":
             pairs = [(o, s) for o in LARGE_OFFSETS for s in SMALL_SPREADS]
         else:
@@ -153,14 +179,27 @@ def _parameters(affine: bool | None) -> st.SearchStrategy:
 def _recipe(shape, row, seed: int, dtype: str) -> ArrayRecipe:
     """The recipe of a values row, its offset and scale clipped to what `dtype` holds."""
     kind, offset, scale = row
+    if kind == "magnitude":
+        return _magnitude_recipe(shape, offset, scale, seed, dtype)
     offset = math.copysign(min(abs(offset), MAX_OFFSET[dtype]), offset)
     return ArrayRecipe(tuple(shape), kind, seed % 2**32, offset, min(scale, MAX_SCALE[dtype]))
 
 
+def _magnitude_recipe(shape, step: int, shifted: int, seed: int, dtype: str) -> ArrayRecipe:
+    """Normal data at 10^e, e the grid's `step` over the dtype's range (`MAGNITUDES`):
+    centred (N(0, 10^e)), or shifted (10^e + N(0, 10^(e-3)))."""
+    low, high = MAGNITUDES[dtype]
+    exponent = round(step / MAGNITUDE_STEPS * (high if step >= 0 else -low))
+    magnitude = 10.0**exponent
+    offset, scale = (magnitude, magnitude * 1e-3) if shifted else (0.0, magnitude)
+    return ArrayRecipe(tuple(shape), "normal", seed % 2**32, offset, scale)
+
+
 def _check_kinds(kinds: tuple[str, ...]) -> None:
-    unknown = set(kinds) - set(KINDS)
+    allowed = (*GENERAL_KINDS, *WIDE_KINDS)
+    unknown = set(kinds) - set(allowed)
     if unknown or not kinds:
-        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {KINDS}")
+        raise NormParameterError(f"unknown data kinds {sorted(unknown)}; allowed: {allowed}")
 
 
 # --- scalar strategies -----------------------------------------------------------------------
@@ -197,7 +236,7 @@ def dtypes_for(backend: Backend, norm: str) -> st.SearchStrategy[str]:
 
 
 def array_recipes(
-    shape: tuple[int, ...], dtype: str = "float64", kinds: tuple[str, ...] = KINDS
+    shape: tuple[int, ...], dtype: str = "float64", kinds: tuple[str, ...] = GENERAL_KINDS
 ) -> st.SearchStrategy[ArrayRecipe]:
     """An array of `shape` of one of `kinds`, with offsets and scales the dtype can hold."""
     _check_kinds(tuple(kinds))
@@ -291,7 +330,7 @@ def cases(
     single_instance: bool = False,
     min_eps: float = 0.0,
     training: bool = True,
-    kinds: tuple[str, ...] = KINDS,
+    kinds: tuple[str, ...] = GENERAL_KINDS,
     dtype: str | None = None,
     max_size: int | None = None,
     min_batch: int = 1,

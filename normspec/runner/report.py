@@ -141,6 +141,7 @@ def conformance_markdown(report: dict) -> str:
         lines += ["", "# Differential: every pair of backends on the same inputs"]
         lines += _matrix([r for r in results if r.get("kind") == "differential"], pairs, " (pairs)")
     failures = [r for r in results if r["status"] == "failed"]
+    lines += _limitations(results)
     if report.get("crashes"):
         lines += ["", "## Crashes outside any property", ""]
         lines += [f"- {message}" for message in report["crashes"]]
@@ -193,6 +194,35 @@ def _matrix(results: list[dict], columns: list[str], suffix: str) -> list[str]:
                 for c in columns
             ]
             lines.append(f"| {prop} | " + " | ".join(row) + " |")
+    return lines
+
+
+def _limitations(results: list[dict]) -> list[str]:
+    """The declared limitations: comparisons that left their bound on inputs whose
+    intermediates the accumulation dtype cannot hold (normspec/tolerance.py), not failures."""
+    rows = [(r, lim) for r in results for lim in r.get("limitations", [])]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Declared limitations",
+        "",
+        "Inputs whose exact output is ordinary but whose sum of squares (or mean square) the "
+        "backend's accumulation dtype cannot hold: the bounds say nothing there, so a result "
+        "outside them is shown here and does not fail the run (normspec/tolerance.py, "
+        "intermediates out of range).",
+        "",
+        "| backend | norm | property | what | inputs outside the bound | worst error / bound "
+        "| example |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r, lim in sorted(rows, key=lambda x: (x[0]["backend"], x[0]["norm"], x[1]["reason"])):
+        worst = lim["worst_error_over_bound"]
+        lines.append(
+            f"| {r['backend']} | {r['norm']} | {r['property']} | {lim['reason']} "
+            f"| {lim['count']} | {'NaN or inf' if worst is None else f'{worst:g}'} "
+            f"| `{lim['case']}` |"
+        )
     return lines
 
 
