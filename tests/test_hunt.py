@@ -87,7 +87,8 @@ def test_a_budget_is_written_as_a_person_writes_it():
     ("args", "says"),
     [
         (["--budget", "soon"], "is not a duration"),
-        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "0"], "--workers must be a positive integer"),
+        (["--max-elements", "1"], "--max-elements must be an integer >= 2"),
         (["--database", "redis://127.0.0.1:1/0"], "the Redis server does not answer"),
         (["--database", "mongodb://x"], "unknown database"),
         (["--backend", "nosuch"], "unknown backend 'nosuch'"),
