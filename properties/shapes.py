@@ -135,7 +135,7 @@ def _wide_channel_shape(batch, min_pooled, pooled_includes_batch, max_elements, 
     if batch is not None:
         shape = (batch, *shape[1:])
     if len(shape) < min_rank:
-        shape = (*shape, 1)
+        shape = (*shape, *(1,) * (min_rank - len(shape)))
     pooled = math.prod(shape[2:]) * (shape[0] if pooled_includes_batch else 1)
     if pooled < min_pooled or math.prod(shape) > max_elements:
         return None
