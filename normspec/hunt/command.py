@@ -191,6 +191,7 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         property=args.property,
         timeout=0.0,
         max_examples=None,
+        max_elements=args.max_elements,
         backend=backends,
         junit_xml=None,
         report_dir=args.report_dir,
@@ -207,8 +208,6 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         return _usage_error(str(error))
     if args.workers < 1:
         return _usage_error(f"--workers must be at least 1, got {args.workers}")
-    if args.max_elements is not None and args.max_elements < 2:
-        return _usage_error(f"--max-elements must be an integer >= 2, got {args.max_elements}")
     if args.shrink < 0:
         return _usage_error(f"--shrink must be >= 0 seconds, got {args.shrink:g}")
     database = args.database
