@@ -186,12 +186,15 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
     backends = list(dict.fromkeys(args.backend)) or list(BUILTIN)
     if not args.no_control and CONTROL not in backends:
         backends.append(CONTROL)
+    if args.workers < 1:
+        return _usage_error(f"--workers must be at least 1, got {args.workers}")
     checked = argparse.Namespace(
         norm=args.norm,
         property=args.property,
         timeout=0.0,
         max_examples=None,
         max_elements=args.max_elements,
+        workers=args.workers,
         backend=backends,
         junit_xml=None,
         report_dir=args.report_dir,
@@ -206,8 +209,6 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
         budget = parse_budget(args.budget)
     except BudgetError as error:
         return _usage_error(str(error))
-    if args.workers < 1:
-        return _usage_error(f"--workers must be at least 1, got {args.workers}")
     if args.shrink < 0:
         return _usage_error(f"--shrink must be >= 0 seconds, got {args.shrink:g}")
     database = args.database
