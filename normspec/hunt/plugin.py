@@ -116,6 +116,7 @@ class Cell:
     invalid: int = 0
     failures: int = 0
     first_failure: int | None = None
+    first_failure_s: float | None = None
     slice_ended: bool = False
     inner_s: float = 0.0
     draw_s: float = 0.0
@@ -136,6 +137,7 @@ class Cell:
             "invalid": self.invalid,
             "failures": self.failures,
             "first_failure": self.first_failure,
+            "first_failure_s": self.first_failure_s,
             "slice_s": round(self.slice_s, 3),
             "slice_ended": self.slice_ended,
             "seconds": round(time.monotonic() - self.start, 4),
@@ -308,6 +310,7 @@ class Hunter:
         first = cell.first_failure is None
         if first:
             cell.first_failure = cell.examples
+            cell.first_failure_s = round(now - cell.start, 3)
             # Hypothesis reads its shrinking time limit (five minutes) when shrinking starts,
             # which is next: the cell gets --hunt-shrink-s, within the campaign's deadline
             engine.MAX_SHRINKING_SECONDS = min(self.shrink_s, max(self.deadline - time.time(), 0.5))
