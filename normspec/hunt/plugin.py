@@ -11,7 +11,8 @@ It adds four things to the property suite without the properties knowing:
   `--hunt-shrink-s` (Hypothesis' own limit on shrinking, set for the cell), then Hypothesis
   replays the smallest failure found. At T the session stops after the running cell.
 * A campaign profile: no limit on examples (time bounds the search), one bug per cell, no
-  explain phase; the database and the rest come from the chosen profile.
+  explain phase, and a target phase that ends at the first failure; the database and the
+  rest come from the chosen profile.
 * A record of every failing example (`hit`) and, for the first one, the one Hypothesis
   reports and a few on the way, the backend call that left its bound (`culprit`,
   normspec/hunt/judge.py) with its arrays saved to `--hunt-dir`: what a reproducer replays.
@@ -96,6 +97,33 @@ def pytest_configure(config: pytest.Config) -> None:
         hunter = Hunter(config, deadline, directory, config.getoption("--hunt-shrink-s"))
         hunter.seed = config.getoption("--hunt-seed")
         config.pluginmanager.register(hunter, "normspec-hunter")
+        _end_the_target_phase_at_a_failure()
+
+
+def _end_the_target_phase_at_a_failure() -> None:
+    """Make Hypothesis' target phase end as soon as the run has a failure.
+
+    The target phase hill-climbs every target observed (one per comparison, dtype and place
+    in the example) to a local maximum, and looks for a failure only once all are climbed; no
+    time limit bounds it (the shrinking one does not). A failure met while climbing left the
+    cell climbing until the budget stopped it, and a cell stopped so keeps no finding. Here
+    the climb's further attempts are refused as overruns (what Hypothesis does with a choice
+    sequence too long to run): every climb ends at once, and the run shrinks and reports its
+    failure. The shrinker and the generate phase are untouched.
+    """
+    runner = engine.ConjectureRunner
+    if getattr(runner, "_normspec_hunt", False):
+        return
+    attempt = runner.cached_test_function
+
+    @wraps(attempt)
+    def cached_test_function(self, choices, *args, **kwargs):
+        if getattr(self, "_current_phase", None) == "target" and self.interesting_test_cases:
+            return engine.Overrun
+        return attempt(self, choices, *args, **kwargs)
+
+    runner.cached_test_function = cached_test_function
+    runner._normspec_hunt = True
 
 
 @dataclass
