@@ -186,6 +186,8 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
     backends = list(dict.fromkeys(args.backend)) or list(BUILTIN)
     if not args.no_control and CONTROL not in backends:
         backends.append(CONTROL)
+    if args.workers < 1:
+        return _usage_error(f"--workers must be at least 1, got {args.workers}")
     checked = argparse.Namespace(
         norm=args.norm,
         property=args.property,
@@ -307,7 +309,24 @@ def campaign_summary(run: Campaign, argv: list[str]) -> dict:
         "statuses": dict(Counter(r["status"] for r in run.tally.results)),
         "examples": sum(c["examples"] for c in cells),
         "throughput": throughput(cells),
+        "first_failures": first_failures(cells),
     }
+
+
+def first_failures(cells: list[dict]) -> list[dict]:
+    """How soon each cell that failed found its first failure: the example (counted from 1)
+    and the seconds into the cell. Per campaign, not per entry: an entry gathers campaigns."""
+    return [
+        {
+            "backend": cell["backend"],
+            "norm": cell["norm"],
+            "property": cell["property"],
+            "example": cell["first_failure"],
+            "seconds": cell.get("first_failure_s"),
+        }
+        for cell in cells
+        if cell.get("first_failure")
+    ]
 
 
 def throughput(cells: list[dict]) -> list[dict]:

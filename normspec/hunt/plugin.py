@@ -11,7 +11,8 @@ It adds four things to the property suite without the properties knowing:
   `--hunt-shrink-s` (Hypothesis' own limit on shrinking, set for the cell), then Hypothesis
   replays the smallest failure found. At T the session stops after the running cell.
 * A campaign profile: no limit on examples (time bounds the search), one bug per cell, no
-  explain phase; the database and the rest come from the chosen profile.
+  explain phase, and a target phase that ends at the first failure; the database and the
+  rest come from the chosen profile.
 * A record of every failing example (`hit`) and, for the first one, the one Hypothesis
   reports and a few on the way, the backend call that left its bound (`culprit`,
   normspec/hunt/judge.py) with its arrays saved to `--hunt-dir`: what a reproducer replays.
@@ -96,6 +97,33 @@ def pytest_configure(config: pytest.Config) -> None:
         hunter = Hunter(config, deadline, directory, config.getoption("--hunt-shrink-s"))
         hunter.seed = config.getoption("--hunt-seed")
         config.pluginmanager.register(hunter, "normspec-hunter")
+        _end_the_target_phase_at_a_failure()
+
+
+def _end_the_target_phase_at_a_failure() -> None:
+    """Make Hypothesis' target phase end as soon as the run has a failure.
+
+    The target phase hill-climbs every target observed (one per comparison, dtype and place
+    in the example) to a local maximum, and looks for a failure only once all are climbed; no
+    time limit bounds it (the shrinking one does not). A failure met while climbing left the
+    cell climbing until the budget stopped it, and a cell stopped so keeps no finding. Here
+    the climb's further attempts are refused as overruns (what Hypothesis does with a choice
+    sequence too long to run): every climb ends at once, and the run shrinks and reports its
+    failure. The shrinker and the generate phase are untouched.
+    """
+    runner = engine.ConjectureRunner
+    if getattr(runner, "_normspec_hunt", False):
+        return
+    attempt = runner.cached_test_function
+
+    @wraps(attempt)
+    def cached_test_function(self, choices, *args, **kwargs):
+        if getattr(self, "_current_phase", None) == "target" and self.interesting_test_cases:
+            return engine.Overrun
+        return attempt(self, choices, *args, **kwargs)
+
+    runner.cached_test_function = cached_test_function
+    runner._normspec_hunt = True
 
 
 @dataclass
@@ -116,6 +144,7 @@ class Cell:
     invalid: int = 0
     failures: int = 0
     first_failure: int | None = None
+    first_failure_s: float | None = None
     slice_ended: bool = False
     inner_s: float = 0.0
     draw_s: float = 0.0
@@ -136,6 +165,7 @@ class Cell:
             "invalid": self.invalid,
             "failures": self.failures,
             "first_failure": self.first_failure,
+            "first_failure_s": self.first_failure_s,
             "slice_s": round(self.slice_s, 3),
             "slice_ended": self.slice_ended,
             "seconds": round(time.monotonic() - self.start, 4),
@@ -308,6 +338,7 @@ class Hunter:
         first = cell.first_failure is None
         if first:
             cell.first_failure = cell.examples
+            cell.first_failure_s = round(now - cell.start, 3)
             # Hypothesis reads its shrinking time limit (five minutes) when shrinking starts,
             # which is next: the cell gets --hunt-shrink-s, within the campaign's deadline
             engine.MAX_SHRINKING_SECONDS = min(self.shrink_s, max(self.deadline - time.time(), 0.5))
