@@ -50,6 +50,11 @@ class Recorder:
             self._file = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(self._file, (json.dumps(event, default=str) + "\n").encode())
 
+    @property
+    def case(self) -> object:
+        """The case being checked, or None before the first of a property."""
+        return self._case
+
     def checking(self, case: object) -> None:
         """A case is being checked: the calls that follow are its."""
         self._case = case

@@ -186,8 +186,6 @@ def hunt(args: argparse.Namespace, argv: list[str]) -> int:
     backends = list(dict.fromkeys(args.backend)) or list(BUILTIN)
     if not args.no_control and CONTROL not in backends:
         backends.append(CONTROL)
-    if args.workers < 1:
-        return _usage_error(f"--workers must be at least 1, got {args.workers}")
     checked = argparse.Namespace(
         norm=args.norm,
         property=args.property,

@@ -296,6 +296,7 @@ class Hunter:
         now = time.monotonic()
         cell.examples += 1
         self.calls, self.draws = [], []
+        self.recorder.checking(None)  # no case of this example is being checked yet
         self.example_worst = (0.0, None)
         if "data" in kwargs:
             kwargs = dict(kwargs, data=DrawRecorder(kwargs["data"], self.draws, cell))
@@ -343,10 +344,7 @@ class Hunter:
             # which is next: the cell gets --hunt-shrink-s, within the campaign's deadline
             engine.MAX_SHRINKING_SECONDS = min(self.shrink_s, max(self.deadline - time.time(), 0.5))
         ratio, key = self.example_worst
-        case = next(
-            (v for _, v in reversed(self.draws) if type(v).__name__ in ("Case", "TrainingCase")),
-            None,
-        )
+        case = self._failing_case()
         message = str(error).strip()
         self.event(
             "hit",
@@ -377,6 +375,16 @@ class Hunter:
                 self.event(
                     "culprit", {"nodeid": cell.nodeid, "found": False, "error": repr(problem)}
                 )
+
+    def _failing_case(self) -> Any:
+        """The case being checked when the example failed (a property checks a list of cases
+        per example, and stops at the one that fails), else the last case drawn on its own."""
+        if self.recorder.case is not None:
+            return self.recorder.case
+        return next(
+            (v for _, v in reversed(self.draws) if type(v).__name__ in ("Case", "TrainingCase")),
+            None,
+        )
 
     def _culprit(self, final: bool) -> None:
         """Judge the example's calls; save the culprit's arrays and describe it."""
