@@ -38,6 +38,9 @@ class ExpectedTraining:
     running_mean: Expected
     running_var: Expected
     batches_seen: int
+    #: the exact running variance after each step but the last: the state a layer stores
+    #: between steps (tolerance.stored_state_out_of_range)
+    running_var_between_steps: tuple[np.ndarray, ...] = ()
 
 
 def _f64(a: np.ndarray | None) -> np.ndarray | None:
@@ -206,7 +209,7 @@ def training(norm: str, run: TrainingRun, p: Precision) -> ExpectedTraining:
     running = spec.RunningStatistics(_f64(run.initial_mean), _f64(run.initial_var), 0)
     mean_error = np.zeros_like(running.mean)
     var_error = np.zeros_like(running.var)
-    outputs = []
+    outputs, between = [], []
     for batch in run.batches:
         inputs = NormInputs(batch, run.eps, run.weight, run.bias)
         stats = normalized(norm, inputs)
@@ -236,9 +239,11 @@ def training(norm: str, run: TrainingRun, p: Precision) -> ExpectedTraining:
             running.var, var_error, fed.var * bessel, d_var * bessel, a, p
         )
         running = new
+        between.append(running.var)
     return ExpectedTraining(
         tuple(outputs),
         Expected.computed(running.mean, mean_error, p),
         Expected.computed(running.var, var_error, p),
         running.batches_seen,
+        tuple(between[:-1]),
     )

@@ -78,6 +78,7 @@ number is tracked across runs as the precision of a backend, not only pass or fa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -424,4 +425,19 @@ def intermediates_out_of_range(
     underflows = (mean_square > 0) & (mean_square < smallest_normal)
     if np.any(underflows & (mean_square > UNIT_ROUNDOFF[accumulation] * eps)):
         return f"the mean square of a pooled set is below {accumulation}'s smallest normal value"
+    return None
+
+
+def stored_state_out_of_range(states: Sequence[np.ndarray], storage: str) -> str | None:
+    """Why a layer cannot store its exact state between training steps in `storage` (the dtype
+    of its running buffers), or None where it can:
+
+        |running_var_t| > largest finite of storage, for some step t before the last
+
+    The buffer then holds inf, a correct rounding, and every later step computes from it
+    (with momentum 1, (1 - a) inf = 0 inf is NaN): the bounds of the spec's exact recurrence
+    say nothing about the steps after it."""
+    largest = LARGEST_FINITE[storage]
+    if any(np.any(np.abs(state) > largest) for state in states):
+        return f"a running variance between steps exceeds {storage}'s largest finite value"
     return None

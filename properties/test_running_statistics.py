@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from normspec import core, reference
 from normspec.reference import Expected
+from normspec.tolerance import stored_state_out_of_range
 from properties import strategies
 from properties.helpers import as64, expected_forward, require_training
 
@@ -25,7 +26,9 @@ def test_running_statistics_follow_the_recurrence(backend, norm, data, check):
         running_mean_t = (1 - a) running_mean_(t-1) + a mean_B
         running_var_t  = (1 - a) running_var_(t-1)  + a var_B * (n / (n - 1) if unbiased)
 
-    and every step's output is normalized with its own batch's statistics.
+    and every step's output is normalized with its own batch's statistics. A running
+    variance that its buffer's dtype cannot hold between steps is a declared limitation
+    (tolerance.stored_state_out_of_range), not a failure.
     """
     require_training(backend, norm)
     for case in check.each(data, strategies.training_cases(norm, backend)):
@@ -47,6 +50,10 @@ def test_running_statistics_follow_the_recurrence(backend, norm, data, check):
                 what="running_var after k steps",
                 case=case,
                 dtype=case.dtype,
+                beyond=stored_state_out_of_range(
+                    expected.running_var_between_steps,
+                    backend.statistics_dtype(case.dtype, norm),
+                ),
             )
             for step, (observed, want) in enumerate(
                 zip(result.outputs, expected.outputs, strict=True)

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from normspec import tolerance
+from normspec import reference, tolerance
 from normspec.reference import Expected
 from normspec.runner.report import conformance_json, conformance_markdown
+from normspec.vocabulary import TrainingRun
 from properties import shapes, strategies
 from properties.assertions import Check
 from properties.options import SIZE_BUDGETS
@@ -98,6 +99,52 @@ class TestIntermediatesOutOfRange:
         x = np.full((1, 2), 256.0)
         assert tolerance.intermediates_out_of_range(x, (1,), 1e-5, "float16") is not None
         assert tolerance.intermediates_out_of_range(x, (1,), 1e-5, "float32") is None
+
+
+#: float16 storage and statistics, float32 accumulation: PyTorch's half-precision layers
+HALF = tolerance.Precision("float16", "float32", "float16")
+
+
+class TestStoredStateOutOfRange:
+    """A running variance that the layer's buffers cannot hold between two training steps is
+    a declared limitation: the buffer holds inf, correctly rounded, and the next step computes
+    from it. The final running variance is compared as it is."""
+
+    @staticmethod
+    def run(batches, momentum):
+        return TrainingRun(
+            batches=tuple(np.asarray(b, dtype=np.float64) for b in batches),
+            eps=1e-5,
+            momentum=momentum,
+            momentum_weighs="new",
+            running_var_estimator="unbiased",
+            initial_mean=np.zeros(1),
+            initial_var=np.ones(1),
+        )
+
+    def test_a_float16_buffer_cannot_hold_a_running_variance_of_80000_between_steps(self):
+        # step 1 with momentum 1 stores the batch variance 80000 (> 65504), step 2 replaces it
+        run = self.run([[[-200.0], [200.0]], [[0.0], [1.0]]], momentum=1.0)
+        expected = reference.training(
+            "batch_norm", run, tolerance.Precision("float16", "float32", "float16")
+        )
+        (between,) = expected.running_var_between_steps
+        assert between == pytest.approx([80000.0])
+        assert "running variance" in tolerance.stored_state_out_of_range(
+            expected.running_var_between_steps, "float16"
+        )
+        assert (
+            tolerance.stored_state_out_of_range(expected.running_var_between_steps, "float32")
+            is None
+        )
+
+    def test_one_step_has_no_state_between_steps(self):
+        run = self.run([[[-200.0], [200.0]]], momentum=0.1)
+        expected = reference.training(
+            "batch_norm", run, tolerance.Precision("float16", "float32", "float16")
+        )
+        assert expected.running_var_between_steps == ()
+        assert tolerance.stored_state_out_of_range((), "float16") is None
 
 
 def make_check() -> Check:
