@@ -71,17 +71,21 @@ class Deviations:
         self.tallies = [Tally(entry) for entry in entries]
 
     def mark(self, item: pytest.Item, name: str, norm: str) -> None:
-        """Mark `item` (reported under `name`, for `norm`) xfail if a deviation covers it."""
-        for index, tally in enumerate(self.tallies):
-            entry = tally.entry
-            if (
-                name in listed(entry["backend"])
-                and norm in listed(entry["norm"])
-                and item.originalname in listed(entry["property"])
-            ):
-                item.add_marker(pytest.mark.xfail(strict=False, reason=reason(entry)))
-                item.normspec_deviation = index
-                return
+        """Mark `item` (reported under `name`, for `norm`) xfail if a deviation covers it: the
+        first that does counts its result; `item.normspec_covering` lists every one that does
+        (two may, each for its own dtypes: the hunt's catalogue tells them apart)."""
+        covering = [
+            index
+            for index, tally in enumerate(self.tallies)
+            if name in listed(tally.entry["backend"])
+            and norm in listed(tally.entry["norm"])
+            and item.originalname in listed(tally.entry["property"])
+        ]
+        if covering:
+            first = self.tallies[covering[0]].entry
+            item.add_marker(pytest.mark.xfail(strict=False, reason=reason(first)))
+            item.normspec_deviation = covering[0]
+            item.normspec_covering = covering
 
     def count(self, record: dict) -> None:
         """Count a result of a test a deviation covers (`record["known_deviation"]`, its

@@ -363,6 +363,18 @@ def test_a_known_deviation_covers_only_the_dtypes_its_reason_names():
     assert status_of("control", None, "float32")[0] == "bug of normspec"
 
 
+def test_of_two_known_deviations_covering_a_cell_the_one_naming_the_dtype_matches():
+    from normspec.hunt.catalogue import KNOWN, NEW, status_of
+
+    bfloat16 = {"reproduction": "python bf16.py", "reason": "bfloat16 cancels"}
+    both = bfloat16 | {"others": [{"reproduction": "python f16.py", "reason": "float16 overflows"}]}
+    status, why = status_of("single", both, "float16")
+    assert status == KNOWN and "f16.py" in why
+    status, why = status_of("single", both, "bfloat16")
+    assert status == KNOWN and "bf16.py" in why
+    assert status_of("single", both, "float32")[0] == NEW
+
+
 def test_the_region_of_an_input_names_its_decade_conditioning_size_and_layout():
     import numpy as np
 

@@ -62,18 +62,22 @@ def dtypes_named(text: str) -> list[str]:
 
 def status_of(kind: str, known: dict | None, dtype: str | None) -> tuple[str, str]:
     """(status, why) of a finding: a control's failure is a bug of normspec; a cell covered
-    by a known deviation is that deviation unless its reason names other dtypes only."""
+    by a known deviation is that deviation unless its reason names other dtypes only. Where
+    several deviations cover the cell (`known["others"]`), the first whose reason allows the
+    dtype is the one."""
     if kind == "control":
         return CONTROL, "the honest control failed: the tolerance model or a property is wrong"
     if known is None:
         return NEW, "no known deviation covers this backend, norm and property"
+    for deviation in (known, *known.get("others", ())):
+        named = dtypes_named(deviation["reason"])
+        if not (named and dtype and dtype not in named):
+            return KNOWN, f"matches the known deviation reproduced by {deviation['reproduction']}"
     named = dtypes_named(known["reason"])
-    if named and dtype and dtype not in named:
-        return NEW, (
-            f"a known deviation covers this cell ({known['reproduction']}) but names only "
-            f"{', '.join(named)}: this is {dtype}"
-        )
-    return KNOWN, f"matches the known deviation reproduced by {known['reproduction']}"
+    return NEW, (
+        f"a known deviation covers this cell ({known['reproduction']}) but names only "
+        f"{', '.join(named)}: this is {dtype}"
+    )
 
 
 def _reproduction(cell: dict) -> str:

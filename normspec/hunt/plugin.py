@@ -246,11 +246,18 @@ class Hunter:
         share = min(max(left / cells_left, MIN_SLICE_S), left)
         self.cells_started += _will_draw(item)
         name, members, norm = subject
-        known = getattr(item, "normspec_deviation", None)
+        covering = [
+            self.config.normspec_deviations.tallies[index].entry
+            for index in getattr(item, "normspec_covering", ())
+        ]
         entry = None
-        if known is not None:
-            deviation = self.config.normspec_deviations.tallies[known].entry
-            entry = {"reproduction": deviation["reproduction"], "reason": deviation["reason"]}
+        if covering:
+            first, *others = covering
+            entry = {"reproduction": first["reproduction"], "reason": first["reason"]}
+            if others:
+                entry["others"] = [
+                    {"reproduction": d["reproduction"], "reason": d["reason"]} for d in others
+                ]
         self.cell = Cell(
             nodeid=item.nodeid,
             name=name,
