@@ -39,7 +39,9 @@ FLOOR = 700
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_cases_checked_per_cpu_second_on_the_small_workload(benchmark, backend, monkeypatch):
+def test_cases_checked_per_cpu_second_on_the_small_workload(
+    benchmark, backend, monkeypatch, tmp_path
+):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     reason = load_backend(backend).unavailable_reason()
     if reason:
@@ -50,6 +52,9 @@ def test_cases_checked_per_cpu_second_on_the_small_workload(benchmark, backend, 
         max_elements=1024,
         max_examples=EXAMPLES,
         timeout_s=None,
+        # a fresh example database: the workload must not depend on what earlier hunts in
+        # this checkout saved (a long campaign leaves tens of thousands of examples to replay)
+        pytest_args=("--database", str(tmp_path / "examples")),
     )
     run = benchmark.pedantic(
         run_properties, args=(request, lambda progress: None), rounds=1, iterations=1
